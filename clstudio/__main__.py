@@ -1,0 +1,25 @@
+"""`clstudio` / `python -m clstudio`: no arguments opens the app, subcommands run the engine headless."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        try:
+            from clstudio.gui.app import run_app  # lazy: the CLI never pays for (or needs) Qt
+        except ImportError:
+            from clstudio.cli import build_parser
+
+            build_parser().print_help()
+            return 0
+        return run_app()
+    from clstudio.cli import run
+
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

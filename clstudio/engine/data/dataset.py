@@ -1,0 +1,136 @@
+"""Torch datasets over a task's file index, with a decode cache and light augmentation.
+
+Preprocessing is the paper's: Resize((S, S)) without keeping the aspect ratio, then normalise with the
+backbone's mean/std. Decoded, resized uint8 images are cached in RAM (up to a byte budget), so epochs
+after the first skip JPEG decoding, which otherwise dominates CPU training of a frozen backbone.
+A file that fails to decode at training time (deleted or replaced since the scan) never raises: it is
+dropped from its batch and counted.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from clstudio.engine.data.decode import DecodeError, decode_rgb
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize: str = "square"  # Resize((S,S)) as the CLR code; recorded so a reader knows
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
+        return cls(int(d["image_size"]), tuple(d["mean"]), tuple(d["std"]), str(d.get("resize", "square")))  # type: ignore[arg-type]
+
+    def normalise(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """[N,3,H,W] uint8 → float, (x/255 − mean) / std."""
+        mean = torch.tensor(self.mean, device=images_uint8.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=images_uint8.device).view(1, 3, 1, 1)
+        return (images_uint8.float() / 255.0 - mean) / std
+
+
+class DecodeCache:
+    """Thread-safe map path → uint8 CHW tensor, bounded in bytes (first come, first kept)."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget = budget_bytes
+        self.used = 0
+        self._items: dict[str, torch.Tensor] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> torch.Tensor | None:
+        return self._items.get(key)
+
+    def put(self, key: str, value: torch.Tensor) -> None:
+        size = value.numel()
+        with self._lock:
+            if key not in self._items and self.used + size <= self.budget:
+                self._items[key] = value
+                self.used += size
+
+
+def load_uint8(path: str, size: int) -> torch.Tensor:
+    """Decode to a uint8 [3, size, size] tensor (raises DecodeError)."""
+    return torch.from_numpy(decode_rgb(path, size)).permute(2, 0, 1).contiguous()
+
+
+def augment_light(img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random square crop of 80-100 % of the side, resized back, and a horizontal flip half the time."""
+    _, h, w = img.shape
+    scale = 0.8 + 0.2 * torch.rand(1, generator=generator).item()
+    ch, cw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+    crop = img[:, top : top + ch, left : left + cw]
+    if (ch, cw) != (h, w):
+        crop = F.interpolate(crop[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
+        crop = crop.round().clamp(0, 255).to(torch.uint8)
+    if torch.rand(1, generator=generator).item() < 0.5:
+        crop = crop.flip(-1)
+    return crop
+
+
+class ImageListDataset(Dataset):
+    """(path, label) items → (uint8 image [3,S,S], label); label −1 marks a file that failed to decode."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        items: list[tuple[str, int]],
+        image_size: int,
+        augment: str = "none",
+        cache: DecodeCache | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.items = items
+        self.image_size = image_size
+        self.augment = augment
+        self.cache = cache
+        self.failures: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        rel, label = self.items[index]
+        path = str(self.root / rel)
+        img = self.cache.get(path) if self.cache else None
+        if img is None:
+            try:
+                img = load_uint8(path, self.image_size)
+            except DecodeError as e:
+                self.failures[rel] = str(e)
+                return torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8), -1
+            if self.cache:
+                self.cache.put(path, img)
+        if self.augment == "light":
+            img = augment_light(img)
+        return img, label
+
+
+def collate_skip_failed(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Stack a batch, leaving out images that failed to decode; returns (images, labels, n_failed)."""
+    good = [(x, y) for x, y in batch if y >= 0]
+    failed = len(batch) - len(good)
+    if not good:
+        return torch.empty(0, 3, 1, 1, dtype=torch.uint8), torch.empty(0, dtype=torch.long), failed
+    xs, ys = zip(*good, strict=True)
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.long), failed
+
+
+def uint8_batch_from_arrays(arrays: list[np.ndarray]) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays])

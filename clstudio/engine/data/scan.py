@@ -1,0 +1,257 @@
+"""Folder → ScanReport: which classes, which images, what was skipped and why.
+
+Layouts accepted:
+- flat: ``folder/<class>/**/image`` — split 80/20 per class by a hash of each file's relative path, so a
+  file's side of the split never changes between runs (adding files moves none of the existing ones);
+- split: ``folder/train/<class>/...`` plus ``val/`` and/or ``test/`` — that split is used as given.
+Every candidate image is fully decoded (at reduced scale) here, so a broken file is reported now and can
+never crash training later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clstudio.engine.cancel import CancelToken
+from clstudio.engine.data.decode import IMAGE_EXTENSIONS, check_image
+from clstudio.engine.errors import DatasetError
+
+SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "icon\r", ".directory"}
+SYSTEM_FOLDERS = {"__macosx", "$recycle.bin", "system volume information", "@eadir"}
+TRAIN_NAMES = ("train", "training")
+VAL_NAMES = ("val", "valid", "validation")
+TEST_NAMES = ("test", "testing")
+VAL_FRACTION = 0.2
+MIN_IMAGES_PER_CLASS = 5  # below this a class still imports, with a warning: too few to learn or measure
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # relative to the scanned folder
+    reason: str
+
+
+@dataclass
+class ScanReport:
+    root: str
+    name: str
+    layout: str  # "flat" | "split"
+    classes: list[str]
+    train: list[tuple[str, int]]  # (relative path, class index)
+    val: list[tuple[str, int]]  # model selection
+    test: list[tuple[str, int]]  # reported accuracy; empty means val is reported (paper convention)
+    skipped: list[Problem] = field(default_factory=list)  # hidden / system / not-an-image-type: harmless
+    problems: list[Problem] = field(default_factory=list)  # image-like files that cannot be used
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        out = {c: [0, 0] for c in self.classes}
+        for _, y in self.train:
+            out[self.classes[y]][0] += 1
+        for _, y in self.eval_split:
+            out[self.classes[y]][1] += 1
+        return {c: (a, b) for c, (a, b) in out.items()}
+
+    @property
+    def eval_split(self) -> list[tuple[str, int]]:
+        return self.test or self.val
+
+    @property
+    def images(self) -> int:
+        return len(self.train) + len(self.val) + len(self.test)
+
+    def fingerprint(self) -> str:
+        """Hash of every used file's relative path and size: tells whether the folder changed since."""
+        h = hashlib.sha256()
+        for split in (self.train, self.val, self.test):
+            for rel, y in split:
+                try:
+                    size = (Path(self.root) / rel).stat().st_size
+                except OSError:
+                    size = -1
+                h.update(f"{rel}\0{y}\0{size}\n".encode("utf-8", "surrogateescape"))
+        return h.hexdigest()[:32]
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.lower() in SYSTEM_FILES or name.startswith("._")
+
+
+def _list_images(folder: Path, root: Path, skipped: list[Problem]) -> list[str]:
+    """Relative paths of image files under folder (recursively), following folder links once each."""
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            st = current.stat()
+        except OSError as e:
+            skipped.append(Problem(_rel(current, root), f"cannot open folder: {e.strerror or e}"))
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            skipped.append(Problem(_rel(current, root), "folder link loop (visited already)"))
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError as e:
+            skipped.append(Problem(_rel(current, root), f"cannot list folder: {e.strerror or e}"))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if _is_hidden(entry.name) or entry.name.lower() in SYSTEM_FOLDERS:
+                skipped.append(Problem(_rel(path, root), "hidden or system file"))
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                stack.append(path)
+            elif path.suffix.lower() in IMAGE_EXTENSIONS:
+                found.append(_rel(path, root))
+            else:
+                skipped.append(Problem(_rel(path, root), f"not an image type ({path.suffix or 'no extension'})"))
+    return sorted(found)
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(
+            p for p in folder.iterdir() if p.is_dir() and not _is_hidden(p.name) and p.name.lower() not in SYSTEM_FOLDERS
+        )
+    except OSError as e:
+        raise DatasetError(f"Cannot read folder {folder}: {e.strerror or e}") from None
+
+
+def _find(folders: list[Path], names: tuple[str, ...]) -> Path | None:
+    return next((p for p in folders if p.name.lower() in names), None)
+
+
+def _hash_fraction(rel: str) -> float:
+    digest = hashlib.sha1(rel.encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def scan_folder(
+    folder: str | Path,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    verify: bool = True,
+) -> ScanReport:
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise DatasetError(f"Folder not found: {root}")
+    if not root.is_dir():
+        raise DatasetError(f"{root} is a file. Drop a folder that holds one subfolder per class.")
+    root = root.resolve()
+    subs = _subfolders(root)
+    train_dir, val_dir, test_dir = _find(subs, TRAIN_NAMES), _find(subs, VAL_NAMES), _find(subs, TEST_NAMES)
+    skipped: list[Problem] = []
+    layout = "split" if train_dir and (val_dir or test_dir) else "flat"
+    class_root = train_dir if layout == "split" else root
+    class_dirs = _subfolders(class_root)  # type: ignore[arg-type]
+    if not class_dirs:
+        loose = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS] if root.is_dir() else []
+        hint = f" It holds {len(loose)} images directly;" if loose else ""
+        raise DatasetError(
+            f"{root} has no class subfolders.{hint} Put the images of each class in a subfolder named after "
+            f"the class (e.g. {root.name}/cat/*.jpg, {root.name}/dog/*.jpg)."
+        )
+    classes = [p.name for p in class_dirs]
+    if len(classes) < 2:
+        raise DatasetError(
+            f"{class_root} has only one class ('{classes[0]}'). A task needs at least two classes to tell apart."
+        )
+
+    per_split: dict[str, dict[int, list[str]]] = {}
+    split_dirs = {"train": class_root} if layout == "flat" else {"train": train_dir, "val": val_dir, "test": test_dir}
+    for split, base in split_dirs.items():
+        if base is None:
+            continue
+        per_split[split] = {}
+        for sub in _subfolders(base):  # type: ignore[arg-type]
+            if sub.name not in classes:
+                skipped.append(Problem(_rel(sub, root), f"class '{sub.name}' is not in {class_root.name}/; ignored"))
+                continue
+            per_split[split][classes.index(sub.name)] = _list_images(sub, root, skipped)
+        for loose in sorted(p for p in Path(base).iterdir() if p.is_file()):  # type: ignore[arg-type]
+            if not _is_hidden(loose.name):
+                skipped.append(Problem(_rel(loose, root), "file outside any class folder"))
+            else:
+                skipped.append(Problem(_rel(loose, root), "hidden or system file"))
+
+    # Verify every candidate by decoding it; threads, because PIL releases the GIL while decoding.
+    candidates = [rel for split in per_split.values() for files in split.values() for rel in files]
+    problems: list[Problem] = []
+    bad: set[str] = set()
+    if verify and candidates:
+        done = 0
+        workers = max(1, min(8, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for rel, reason in zip(candidates, pool.map(lambda r: check_image(root / r), candidates), strict=True):
+                done += 1
+                if reason:
+                    problems.append(Problem(rel, reason))
+                    bad.add(rel)
+                if progress and (done % 16 == 0 or done == len(candidates)):
+                    progress(done, len(candidates))
+                if cancel is not None and cancel.cancelled:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    cancel.raise_if_cancelled()
+
+    def good(split: str) -> dict[int, list[str]]:
+        return {y: [r for r in files if r not in bad] for y, files in per_split.get(split, {}).items()}
+
+    train_files = good("train")
+    empty = [classes[y] for y in range(len(classes)) if not train_files.get(y)]
+    if empty:
+        raise DatasetError(
+            f"In {class_root}, class folder(s) {', '.join(repr(c) for c in empty)} hold no usable image. "
+            f"Add images or remove the folder."
+        )
+    train: list[tuple[str, int]] = []
+    val: list[tuple[str, int]] = []
+    test: list[tuple[str, int]] = []
+    warnings: list[str] = []
+    if layout == "flat":
+        for y, files in sorted(train_files.items()):
+            ranked = sorted(files, key=_hash_fraction)
+            held = [r for r in ranked if _hash_fraction(r) < VAL_FRACTION]
+            if not held and len(ranked) >= 2:
+                held = ranked[:1]  # every class needs at least one validation image to be measured
+            if len(held) == len(ranked):
+                held = held[:-1]
+            held_set = set(held)
+            val += [(r, y) for r in files if r in held_set]
+            train += [(r, y) for r in files if r not in held_set]
+    else:
+        train = [(r, y) for y, files in sorted(train_files.items()) for r in files]
+        val = [(r, y) for y, files in sorted(good("val").items()) for r in files]
+        test = [(r, y) for y, files in sorted(good("test").items()) for r in files]
+        if not val:  # only test/ given: select on it and report it, like the paper does with 'val'
+            val, test = test, []
+    report = ScanReport(str(root), root.name, layout, classes, train, val, test, skipped, problems, warnings)
+    counts = report.counts()
+    for c, (n_train, n_eval) in counts.items():
+        if n_train + n_eval < MIN_IMAGES_PER_CLASS:
+            warnings.append(f"class '{c}' has only {n_train + n_eval} images; accuracy on it will be noisy")
+        if n_eval == 0:
+            warnings.append(f"class '{c}' has no validation image; its accuracy cannot be measured")
+    sizes = [a + b for a, b in counts.values()]
+    if max(sizes) >= 3 * max(1, min(sizes)):
+        warnings.append(f"classes are imbalanced ({min(sizes)} to {max(sizes)} images per class)")
+    return report

@@ -1,0 +1,118 @@
+"""Events the engine emits while it works. Frozen dataclasses of plain data only (str, int, float,
+tuples), so they can cross threads and be written to history.jsonl as they are."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+Observer = Callable[["Event"], None]
+
+
+@dataclass(frozen=True)
+class Event:
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": type(self).__name__, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class ProjectOpened(Event):
+    path: str
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TaskAdded(Event):
+    task: str
+    classes: tuple[str, ...]
+    train_images: int
+    val_images: int
+
+
+@dataclass(frozen=True)
+class TaskStarted(Event):
+    task: str
+    epochs: int
+    steps: int  # optimiser steps per epoch
+    device: str
+
+
+@dataclass(frozen=True)
+class StepProgress(Event):
+    task: str
+    epoch: int  # 1-based
+    step: int  # 1-based within the epoch
+    steps: int
+    loss: float
+    images_per_s: float
+    eta_s: float  # remaining time for the whole task (all epochs, as if no early stop)
+
+
+@dataclass(frozen=True)
+class EpochEnded(Event):
+    task: str
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_acc: float
+    best_val_acc: float
+    best_epoch: int
+    lr: float
+    skipped_images: int  # images that failed to decode this epoch (file changed since the scan)
+
+
+@dataclass(frozen=True)
+class EvalFinished(Event):
+    after_task: str
+    tasks: tuple[str, ...]  # column order of row
+    row: tuple[float, ...]  # accuracy (0-1) on each task learned so far
+
+
+@dataclass(frozen=True)
+class TaskFinished(Event):
+    task: str
+    seconds: float
+    best_val_acc: float
+    best_epoch: int
+    epochs_run: int
+
+
+@dataclass(frozen=True)
+class SparsityUpdated(Event):
+    task: str
+    epoch: int
+    per_layer: tuple[tuple[str, float], ...]
+    flops_ratio: float
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    task: str
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    task: str
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    task: str
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    task: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Warning(Event):  # noqa: A001 - the engine's own warning event, never the builtin
+    message: str
+
+
+def emit(observers: Iterable[Observer], event: Event) -> None:
+    for observer in observers:
+        observer(event)

@@ -1,0 +1,129 @@
+"""Atomic, self-describing, pickle-free persistence.
+
+Every write goes to a temporary file in the same folder, is fsync'ed, then renamed over the target:
+a crash at any moment leaves either the old file or the new one, never half of one. Weights are
+safetensors (a JSON header plus raw bytes: loading can never run code).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from clstudio.engine.errors import CheckpointError, ProjectError
+
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename itself is durable only once the directory entry is flushed (POSIX; a no-op on Windows).
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProjectError(f"Missing file: {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ProjectError(f"{path} is not valid JSON ({e}). The project may be damaged.") from None
+
+
+def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
+    """Append one line. A crash can at worst leave a torn last line, which ``read_jsonl`` skips."""
+    line = json.dumps(record, sort_keys=False) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    if not Path(path).exists():
+        return records
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn line from a crash mid-append
+    return records
+
+
+def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+    """Write a safetensors file atomically. Metadata (format version, task, strategy...) lives in the
+    file's own header so the file describes itself."""
+    meta = {"format_version": str(FORMAT_VERSION), **{k: str(v) for k, v in metadata.items()}}
+    plain = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, st_save(plain, metadata=meta))
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file; never unpickles. Raises CheckpointError with the path on any problem."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"Weight file missing: {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"Cannot read weight file {path}: {e.strerror or e}") from None
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + header_len])
+    except (SafetensorError, ValueError, json.JSONDecodeError, OverflowError) as e:
+        raise CheckpointError(
+            f"{path} is not a valid safetensors weight file ({e}). It may be damaged or not from CL Studio."
+        ) from None
+    metadata = header.get("__metadata__") or {}
+    version = int(metadata.get("format_version", "0") or 0)
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer CL Studio (format {version}, this one reads {FORMAT_VERSION})."
+        )
+    return tensors, dict(metadata)

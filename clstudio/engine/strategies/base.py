@@ -1,0 +1,195 @@
+"""The Strategy contract and the shared machinery of per-task-head strategies.
+
+A strategy owns one network: a backbone (possibly modified, e.g. wrapped with CLR layers) plus a linear
+head for the active task. What differs between strategies is *which tensors belong to a task* (swapped
+in and out by ``activate_task``), *which are shared* across tasks, and *which are trained*.
+Per-task state lives on the CPU in ``task_states`` and is copied, never aliased, into the model, so one
+task's training can never write into another's tensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from clstudio.engine.errors import ProjectError
+from clstudio.engine.models.backbones import Backbone
+
+TensorDict = dict[str, torch.Tensor]
+
+
+def setting(default: Any, help: str) -> Any:  # noqa: A002 - 'help' is what the GUI form shows
+    """A config field with its help text (the GUI's tooltip and the CLI's --help)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings every strategy shares. Defaults are for people's small folders (30-100 images per class)."""
+
+    epochs: int = setting(15, "Maximum epochs per task. Small folders converge in 10-20; the paper used 60.")
+    batch_size: int = setting(32, "Images per step; 32 is the paper's and fits CPU memory at 224 px.")
+    lr: float = setting(1e-3, "Adam learning rate (the CLR paper's 1e-3).")
+    lr_steps: int = setting(3, "StepLR divides the lr by 10 every epochs//lr_steps epochs (paper: 60//3 = 20).")
+    patience: int = setting(6, "Stop a task when validation accuracy has not improved for this many epochs.")
+    keep_best: bool = setting(True, "Keep the weights of the epoch with the best validation accuracy (as the paper).")
+    augment: str = setting("light", "'none' (paper) or 'light' (random crop 80-100 % + horizontal flip).")
+    image_size: int = setting(0, "Input resolution in pixels; 0 uses the backbone's own (224 for ImageNet nets).")
+    seed: int = setting(0, "Seeds head init, shuffling and augmentation: the same seed gives the same run.")
+    eval_batch_size: int = setting(64, "Images per forward pass when evaluating (no gradients, so larger).")
+    num_workers: int = setting(0, "DataLoader worker processes; 0 decodes in the trainer, fastest with the cache.")
+    cache_mb: int = setting(1024, "RAM for decoded, resized images so epochs after the first skip decoding.")
+
+
+class Strategy:
+    """Base class. Subclasses set name/description/Config and override the hooks marked below."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type[TrainConfig]] = TrainConfig
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, backbone: Backbone, config: TrainConfig, device: str = "cpu") -> None:
+        self.backbone = backbone
+        self.config = config
+        self.device = torch.device(device)
+        self.features = self.build_features(backbone.model)
+        self.head: nn.Linear | None = None
+        self.task_states: dict[str, TensorDict] = {}
+        self.task_classes: dict[str, int] = {}
+        self.active: str | None = None
+        self.features.to(self.device)
+        self._pristine = self._copy(self.task_feature_names())
+
+    # --- hooks -------------------------------------------------------------------------------------
+    def build_features(self, backbone_model: nn.Module) -> nn.Module:
+        """Turn the anchor into this strategy's feature network (CLR wraps convs here)."""
+        return backbone_model
+
+    def task_feature_names(self) -> list[str]:
+        """state_dict keys of ``features`` that belong to one task (swapped by activate_task)."""
+        return []
+
+    def shared_feature_names(self) -> list[str]:
+        """state_dict keys of ``features`` that all tasks share and training changes (saved as shared)."""
+        return []
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        raise NotImplementedError
+
+    def set_train_mode(self) -> None:
+        self.features.train()
+        assert self.head is not None
+        self.head.train()
+
+    def regularization(self) -> torch.Tensor | None:
+        return None
+
+    @classmethod
+    def preset(cls, name: str) -> TrainConfig:
+        if name not in cls.PRESETS:
+            raise ProjectError(f"Strategy {cls.name} has no preset '{name}'. Presets: {', '.join(cls.PRESETS) or 'none'}")
+        return cls.Config(**cls.PRESETS[name])
+
+    # --- tasks -------------------------------------------------------------------------------------
+    def begin_task(self, task_id: str, num_classes: int) -> None:
+        """Start a new task from the pristine per-task values and a freshly initialised head."""
+        self._write(self._pristine)
+        self.head = nn.Linear(self.backbone.feature_dim, num_classes).to(self.device)
+        self.task_classes[task_id] = num_classes
+        self.active = task_id
+        self.freeze_all_but_trainable()
+
+    def end_task(self, task_id: str) -> None:
+        """Store the active model's per-task tensors as this task's state."""
+        self.task_states[task_id] = self.current_task_state()
+
+    def activate_task(self, task_id: str) -> None:
+        if task_id not in self.task_states:
+            raise ProjectError(f"Task '{task_id}' has not been trained yet.")
+        state = self.task_states[task_id]
+        self._write({k: v for k, v in state.items() if not k.startswith("head.")})
+        w = state["head.weight"]
+        self.head = nn.Linear(w.shape[1], w.shape[0]).to(self.device)
+        with torch.no_grad():
+            self.head.weight.copy_(w)
+            self.head.bias.copy_(state["head.bias"])
+        self.active = task_id
+
+    def current_task_state(self) -> TensorDict:
+        assert self.head is not None
+        state = self._copy(self.task_feature_names())
+        state["head.weight"] = self.head.weight.detach().to("cpu").clone()
+        state["head.bias"] = self.head.bias.detach().to("cpu").clone()
+        return state
+
+    def shared_state(self) -> TensorDict:
+        return self._copy(self.shared_feature_names())
+
+    def load_shared_state(self, state: TensorDict) -> None:
+        expected = set(self.shared_feature_names())
+        if set(state) != expected:
+            raise ProjectError("Shared weights do not match this strategy's network (missing or extra tensors).")
+        self._write(state)
+
+    def load_task_state(self, task_id: str, state: TensorDict) -> None:
+        expected = set(self.task_feature_names()) | {"head.weight", "head.bias"}
+        if set(state) != expected:
+            missing, extra = sorted(expected - set(state))[:3], sorted(set(state) - expected)[:3]
+            raise ProjectError(f"Weights of task '{task_id}' do not fit this network (missing {missing}, extra {extra}).")
+        self.task_states[task_id] = {k: v.clone() for k, v in state.items()}
+        self.task_classes[task_id] = int(state["head.weight"].shape[0])
+
+    def snapshot(self) -> TensorDict:
+        """Everything training may change: for keeping the best epoch and for rolling back a cancel."""
+        snap = self.current_task_state() if self.head is not None else {}
+        snap.update({f"shared::{k}": v for k, v in self.shared_state().items()})
+        return snap
+
+    def restore(self, snap: TensorDict) -> None:
+        self._write({k[len("shared::"):]: v for k, v in snap.items() if k.startswith("shared::")})
+        self._write({k: v for k, v in snap.items() if not k.startswith(("shared::", "head."))})
+        if "head.weight" in snap and self.head is not None:
+            with torch.no_grad():
+                self.head.weight.copy_(snap["head.weight"])
+                self.head.bias.copy_(snap["head.bias"])
+
+    # --- compute -----------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.head is not None, "no active task"
+        return self.head(self.features(x))
+
+    def eval(self) -> None:
+        self.features.eval()
+        if self.head is not None:
+            self.head.eval()
+
+    def freeze_all_but_trainable(self) -> None:
+        for p in self.features.parameters():
+            p.requires_grad_(False)
+        for p in self.trainable_parameters():
+            p.requires_grad_(True)
+
+    def count_trainable(self) -> int:
+        params = list(self.features.parameters()) + (list(self.head.parameters()) if self.head else [])
+        return sum(p.numel() for p in params if p.requires_grad)
+
+    def config_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+    # --- tensor plumbing ---------------------------------------------------------------------------
+    def _copy(self, names: list[str]) -> TensorDict:
+        sd = self.features.state_dict()
+        return {k: sd[k].detach().to("cpu").clone() for k in names}
+
+    def _write(self, values: TensorDict) -> None:
+        if not values:
+            return
+        sd = self.features.state_dict()
+        with torch.no_grad():
+            for k, v in values.items():
+                sd[k].copy_(v)

@@ -1,0 +1,211 @@
+"""The training loop shared by every per-task strategy: one task at a time, with events, a cancel and a
+pause token checked every batch, best-epoch selection on validation, and an early stop.
+
+Adam (betas 0.9/0.999, eps 1e-8, no weight decay) with StepLR(epochs // lr_steps, γ = 0.1) is the CLR
+paper's recipe (clr.md §3); the loss is cross-entropy plus the strategy's regulariser.
+Mixed precision (bf16 where the GPU has it, else fp16 with loss scaling) runs on CUDA only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from clstudio.engine.cancel import CancelToken, PauseToken
+from clstudio.engine.data.dataset import DecodeCache, ImageListDataset, Preprocessing, collate_skip_failed
+from clstudio.engine.events import EpochEnded, Observer, Paused, Resumed, StepProgress, TaskStarted, emit
+from clstudio.engine.strategies.base import Strategy
+
+
+def resolve_device(preference: str = "auto") -> str:
+    if preference == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        from clstudio.engine.errors import CLStudioError
+
+        raise CLStudioError("CUDA was asked for, but this machine has no usable NVIDIA GPU. Use --device cpu.")
+    return preference
+
+
+def device_label(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return "cpu"
+
+
+@dataclass(frozen=True)
+class TaskData:
+    root: str
+    train: Sequence[tuple[str, int]]
+    val: Sequence[tuple[str, int]]
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class FitResult:
+    best_val_acc: float
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    skipped_images: int
+
+
+class Trainer:
+    def __init__(
+        self,
+        strategy: Strategy,
+        prep: Preprocessing,
+        observers: Sequence[Observer] = (),
+        cancel: CancelToken | None = None,
+        pause: PauseToken | None = None,
+        cache: DecodeCache | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.prep = prep
+        self.observers = list(observers)
+        self.cancel = cancel or CancelToken()
+        self.pause = pause or PauseToken()
+        self.cache = cache if cache is not None else DecodeCache(strategy.config.cache_mb * 2**20)
+        self.device = strategy.device
+
+    # --- data ----------------------------------------------------------------------------------------
+    def loader(self, root: str, items: Sequence[tuple[str, int]], train: bool, seed: int = 0) -> DataLoader:
+        cfg = self.strategy.config
+        ds = ImageListDataset(root, list(items), self.prep.image_size, cfg.augment if train else "none", self.cache)
+        bs = cfg.batch_size if train else cfg.eval_batch_size
+        generator = torch.Generator().manual_seed(seed)
+        return DataLoader(
+            ds,
+            batch_size=bs,
+            shuffle=train,
+            generator=generator if train else None,
+            # A last batch of one image breaks BatchNorm in train mode and says little: drop only that case.
+            drop_last=train and len(ds) % bs == 1 and len(ds) > 1,
+            num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            collate_fn=collate_skip_failed,
+            persistent_workers=cfg.num_workers > 0,
+        )
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
+    def _check(self, task: str) -> float:
+        """Cancel/pause checkpoint; returns seconds spent paused."""
+        self.cancel.raise_if_cancelled()
+        if not self.pause.paused:
+            return 0.0
+        emit(self.observers, Paused(task))
+        waited = self.pause.wait_if_paused(self.cancel)
+        emit(self.observers, Resumed(task))
+        return waited
+
+    # --- evaluation ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities of the active task for a uint8 batch [N,3,S,S]."""
+        self.strategy.eval()
+        x = self.prep.normalise(images_uint8.to(self.device))
+        with self._autocast():
+            logits = self.strategy.forward(x)
+        return logits.float().softmax(dim=1).cpu()
+
+    @torch.no_grad()
+    def accuracy(self, loader: DataLoader, task: str = "") -> float:
+        self.strategy.eval()
+        correct = total = 0
+        for xb, yb, _ in loader:
+            self._check(task)
+            if len(yb) == 0:
+                continue
+            x = self.prep.normalise(xb.to(self.device, non_blocking=True))
+            with self._autocast():
+                pred = self.strategy.forward(x).argmax(dim=1).cpu()
+            correct += int((pred == yb).sum())
+            total += len(yb)
+        return correct / total if total else 0.0
+
+    def evaluate_task(self, task_id: str, root: str, items: Sequence[tuple[str, int]]) -> float:
+        self.strategy.activate_task(task_id)
+        return self.accuracy(self.loader(root, items, train=False), task_id)
+
+    # --- training ------------------------------------------------------------------------------------
+    def fit(self, task_name: str, task_id: str, data: TaskData, seed: int = 0) -> FitResult:
+        """Train one new task. Raises Cancelled (the strategy is then left dirty: the caller rolls back)."""
+        cfg = self.strategy.config
+        torch.manual_seed(seed)  # head init and augmentation draw from the global generator
+        self.strategy.begin_task(task_id, data.num_classes)
+        params = [p for p in self.strategy.trainable_parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+        # Paper: step = 60 // 3 = 20. Rounded up, so a short run (5 epochs) does not decay every epoch.
+        step_size = max(1, math.ceil(cfg.epochs / max(1, cfg.lr_steps)))
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=0.1)
+        use_scaler = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        train_loader = self.loader(data.root, data.train, train=True, seed=seed)
+        val_loader = self.loader(data.root, data.val, train=False)
+        steps = len(train_loader)
+        emit(self.observers, TaskStarted(task_name, cfg.epochs, steps, str(self.device)))
+
+        start = time.monotonic()
+        paused_s = 0.0
+        best_acc, best_epoch, best_state = -1.0, 0, None
+        step_times: list[float] = []
+        skipped_total = 0
+        epoch = 0
+        for epoch in range(1, cfg.epochs + 1):
+            self.strategy.set_train_mode()
+            loss_sum, seen, skipped = 0.0, 0, 0
+            for step, (xb, yb, failed) in enumerate(train_loader, start=1):
+                paused_s += self._check(task_name)
+                t0 = time.monotonic()
+                skipped += failed
+                if len(yb) < 1 or (len(yb) == 1 and steps > 1):
+                    continue
+                x = self.prep.normalise(xb.to(self.device, non_blocking=True))
+                y = yb.to(self.device, non_blocking=True)
+                with self._autocast():
+                    loss = F.cross_entropy(self.strategy.forward(x), y)
+                reg = self.strategy.regularization()
+                total = loss + reg if reg is not None else loss
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(total).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                loss_sum += float(loss.detach()) * len(yb)
+                seen += len(yb)
+                step_times.append(time.monotonic() - t0)
+                recent = step_times[-20:]
+                per_step = sum(recent) / len(recent)
+                remaining = (steps - step) + (cfg.epochs - epoch) * steps
+                emit(
+                    self.observers,
+                    StepProgress(task_name, epoch, step, steps, float(loss.detach()), len(yb) / max(per_step, 1e-9), remaining * per_step),
+                )
+            lr_used = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            val_acc = self.accuracy(val_loader, task_name)
+            if val_acc > best_acc or not cfg.keep_best:
+                best_acc, best_epoch, best_state = val_acc, epoch, self.strategy.snapshot()
+            skipped_total += skipped
+            emit(
+                self.observers,
+                EpochEnded(task_name, epoch, cfg.epochs, loss_sum / max(seen, 1), val_acc, best_acc, best_epoch,
+                           lr_used, skipped),
+            )
+            if epoch - best_epoch > cfg.patience:
+                break
+        if best_state is not None:
+            self.strategy.restore(best_state)
+        self.strategy.end_task(task_id)
+        return FitResult(best_acc, best_epoch, epoch, time.monotonic() - start - paused_s, skipped_total)

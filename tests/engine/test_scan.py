@@ -1,0 +1,132 @@
+import pytest
+from PIL import Image
+
+from clstudio.engine.data.scan import scan_folder
+from clstudio.engine.data.synthetic import make_task_folder
+from clstudio.engine.errors import DatasetError
+
+
+def _img(path, size=(16, 16), colour=(200, 10, 10)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+def test_flat_layout_split_is_deterministic_and_disjoint(tmp_path):
+    make_task_folder(tmp_path / "t", ("circle", "square"), per_class=25, size=24)
+    a, b = scan_folder(tmp_path / "t"), scan_folder(tmp_path / "t")
+    assert a.classes == ["circle", "square"] and a.layout == "flat"
+    assert a.train == b.train and a.val == b.val
+    assert not {r for r, _ in a.train} & {r for r, _ in a.val}
+    assert len(a.train) + len(a.val) == 50
+    for c, (n_train, n_val) in a.counts().items():
+        assert n_val >= 1 and n_train > n_val, c
+
+
+def test_adding_files_moves_no_existing_file_across_the_split(tmp_path):
+    make_task_folder(tmp_path / "t", ("a", "b"), per_class=20, size=16)
+    before = scan_folder(tmp_path / "t")
+    make_task_folder(tmp_path / "more", ("a", "b"), per_class=10, size=16, seed=9)
+    for c in ("a", "b"):
+        for i, f in enumerate(sorted((tmp_path / "more" / c).iterdir())):
+            f.rename(tmp_path / "t" / c / f"new_{i}.png")
+    after = scan_folder(tmp_path / "t")
+    assert {r for r, _ in before.val} <= {r for r, _ in after.val}
+
+
+def test_split_layout_used_as_given(tmp_path):
+    for split, n in (("train", 6), ("val", 2), ("test", 3)):
+        for c in ("cat", "dog"):
+            for i in range(n):
+                _img(tmp_path / "pets" / split / c / f"{i}.png")
+    r = scan_folder(tmp_path / "pets")
+    assert r.layout == "split" and r.classes == ["cat", "dog"]
+    assert (len(r.train), len(r.val), len(r.test)) == (12, 4, 6)
+    assert r.eval_split == r.test
+
+
+def test_hidden_and_system_files_skipped_with_reason(tmp_path):
+    make_task_folder(tmp_path / "t", ("a", "b"), per_class=5, size=16)
+    (tmp_path / "t" / "a" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (tmp_path / "t" / "a" / "Thumbs.db").write_bytes(b"x")
+    (tmp_path / "t" / "a" / "._a_000.png").write_bytes(b"\0\5\26\7")
+    (tmp_path / "t" / ".hidden").mkdir()
+    _img(tmp_path / "t" / ".hidden" / "x.png")
+    (tmp_path / "t" / ".DS_Store").write_bytes(b"x")
+    r = scan_folder(tmp_path / "t")
+    assert r.classes == ["a", "b"]  # the dot-folder is not a class
+    skipped = {p.path: p.reason for p in r.skipped}
+    assert "a/.DS_Store" in skipped and "a/Thumbs.db" in skipped and "a/._a_000.png" in skipped
+    assert all("hidden or system" in skipped[k] for k in ("a/.DS_Store", "a/Thumbs.db"))
+    assert not r.problems
+    assert len(r.train) + len(r.val) == 10
+
+
+def test_corrupt_jpeg_reported_and_excluded(tmp_path):
+    make_task_folder(tmp_path / "t", ("a", "b"), per_class=6, size=32, ext="jpg")
+    good = (tmp_path / "t" / "a" / "a_000.jpg").read_bytes()
+    (tmp_path / "t" / "a" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (tmp_path / "t" / "b" / "notes.jpg").write_text("this is not a picture")
+    (tmp_path / "t" / "b" / "empty.png").write_bytes(b"")
+    r = scan_folder(tmp_path / "t")
+    problems = {p.path: p.reason for p in r.problems}
+    assert set(problems) == {"a/truncated.jpg", "b/notes.jpg", "b/empty.png"}
+    assert "damaged" in problems["a/truncated.jpg"]
+    assert "not an image" in problems["b/notes.jpg"]
+    assert "empty" in problems["b/empty.png"]
+    used = {rel for rel, _ in r.train + r.val}
+    assert not used & set(problems) and len(used) == 12
+
+
+def test_folder_without_class_subfolders_rejected(tmp_path):
+    for i in range(3):
+        _img(tmp_path / "loose" / f"{i}.png")
+    with pytest.raises(DatasetError, match="no class subfolders.*3 images directly"):
+        scan_folder(tmp_path / "loose")
+
+
+def test_one_class_rejected(tmp_path):
+    make_task_folder(tmp_path / "one", ("only",), per_class=4, size=16)
+    with pytest.raises(DatasetError, match="only one class"):
+        scan_folder(tmp_path / "one")
+
+
+def test_empty_class_rejected_naming_it(tmp_path):
+    make_task_folder(tmp_path / "t", ("a", "b"), per_class=4, size=16)
+    (tmp_path / "t" / "empty_class").mkdir()
+    (tmp_path / "t" / "empty_class" / "readme.txt").write_text("no images")
+    with pytest.raises(DatasetError, match="'empty_class'"):
+        scan_folder(tmp_path / "t")
+
+
+def test_missing_folder_and_file_rejected(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        scan_folder(tmp_path / "nope")
+    (tmp_path / "f.png").write_bytes(b"x")
+    with pytest.raises(DatasetError, match="is a file"):
+        scan_folder(tmp_path / "f.png")
+
+
+def test_progress_reported_and_cancel_honoured(tmp_path):
+    from clstudio.engine.cancel import CancelToken
+    from clstudio.engine.errors import Cancelled
+
+    make_task_folder(tmp_path / "t", ("a", "b"), per_class=20, size=16)
+    seen = []
+    scan_folder(tmp_path / "t", progress=lambda d, n: seen.append((d, n)))
+    assert seen[-1] == (40, 40)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        scan_folder(tmp_path / "t", cancel=token)
+
+
+def test_two_tasks_may_share_class_names(tmp_path):
+    from clstudio.engine.project import Project
+
+    make_task_folder(tmp_path / "x", ("red", "blue"), per_class=4, size=16)
+    make_task_folder(tmp_path / "y", ("red", "blue"), per_class=4, size=16, seed=3)
+    p = Project.create(tmp_path / "p", backbone="tiny")
+    p.add_task(tmp_path / "x")
+    p.add_task(tmp_path / "y")
+    assert [t["classes"] for t in p.tasks] == [["blue", "red"], ["blue", "red"]]
+    assert len({t["id"] for t in p.tasks}) == 2
