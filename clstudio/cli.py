@@ -22,7 +22,9 @@ def _fmt_time(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
     seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 class ProgressPrinter:
@@ -36,7 +38,10 @@ class ProgressPrinter:
     def __call__(self, event: ev.Event) -> None:
         out = self.stream
         if isinstance(event, ev.TaskStarted):
-            print(f"Training '{event.task}' on {event.device}: up to {event.epochs} epochs × {event.steps} steps", file=out)
+            print(
+                f"Training '{event.task}' on {event.device}: up to {event.epochs} epochs × {event.steps} steps",
+                file=out,
+            )
         elif isinstance(event, ev.StepProgress) and self.tty:
             now = time.monotonic()
             if now - self._last < 0.1 and event.step != event.steps:
@@ -45,19 +50,27 @@ class ProgressPrinter:
             width = 24
             filled = int(width * event.step / max(event.steps, 1))
             bar = "█" * filled + "·" * (width - filled)
-            out.write(f"\r  epoch {event.epoch} {bar} {event.step}/{event.steps}  loss {event.loss:.3f}  "
-                      f"{event.images_per_s:.0f} img/s  ETA {_fmt_time(event.eta_s)}   ")
+            out.write(
+                f"\r  epoch {event.epoch} {bar} {event.step}/{event.steps}  loss {event.loss:.3f}  "
+                f"{event.images_per_s:.0f} img/s  ETA {_fmt_time(event.eta_s)}   "
+            )
             out.flush()
         elif isinstance(event, ev.EpochEnded):
             if self.tty:
                 out.write("\r" + " " * 100 + "\r")
             star = " *" if event.best_epoch == event.epoch else ""
             extra = f"  ({event.skipped_images} unreadable images skipped)" if event.skipped_images else ""
-            print(f"  epoch {event.epoch:>3}/{event.epochs}  loss {event.train_loss:.4f}  val acc {event.val_acc:.1%}"
-                  f"{star}  lr {event.lr:.0e}{extra}", file=out)
+            print(
+                f"  epoch {event.epoch:>3}/{event.epochs}  loss {event.train_loss:.4f}  val acc {event.val_acc:.1%}"
+                f"{star}  lr {event.lr:.0e}{extra}",
+                file=out,
+            )
         elif isinstance(event, ev.TaskFinished):
-            print(f"Finished '{event.task}' in {_fmt_time(event.seconds)}: best val acc {event.best_val_acc:.1%} "
-                  f"(epoch {event.best_epoch} of {event.epochs_run})", file=out)
+            print(
+                f"Finished '{event.task}' in {_fmt_time(event.seconds)}: best val acc {event.best_val_acc:.1%} "
+                f"(epoch {event.best_epoch} of {event.epochs_run})",
+                file=out,
+            )
         elif isinstance(event, ev.EvalFinished):
             cells = "  ".join(f"{t}: {a:.1%}" for t, a in zip(event.tasks, event.row, strict=True))
             print(f"  accuracy after '{event.after_task}': {cells}", file=out)
@@ -67,8 +80,14 @@ class ProgressPrinter:
 
 def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
-                      ("image_size", "image_size"), ("seed", "seed"), ("augment", "augment")):
+    for flag, key in (
+        ("epochs", "epochs"),
+        ("batch_size", "batch_size"),
+        ("lr", "lr"),
+        ("image_size", "image_size"),
+        ("seed", "seed"),
+        ("augment", "augment"),
+    ):
         if getattr(args, flag, None) is not None:
             values[key] = getattr(args, flag)
     for item in args.set or []:
@@ -90,23 +109,38 @@ def _open_or_create(args: argparse.Namespace) -> Any:
     if (folder / "project.json").exists():
         project = Project.open(folder, device=args.device)
         if args.strategy and args.strategy != project.strategy_name:
-            raise ProjectError(f"{folder} uses strategy '{project.strategy_name}', not '{args.strategy}'. "
-                               f"Use a new --project for another strategy.")
+            raise ProjectError(
+                f"{folder} uses strategy '{project.strategy_name}', not '{args.strategy}'. "
+                f"Use a new --project for another strategy."
+            )
         stored = project.doc["strategy"]["config"]
         changed = {k: v for k, v in overrides.items() if stored.get(k) != v}
         if changed:
-            raise ProjectError(f"Settings are fixed when a project is created; {folder} has "
-                               + ", ".join(f"{k}={stored.get(k)!r}" for k in changed) + ". Use a new --project.")
+            raise ProjectError(
+                f"Settings are fixed when a project is created; {folder} has "
+                + ", ".join(f"{k}={stored.get(k)!r}" for k in changed)
+                + ". Use a new --project."
+            )
         return project
     print(f"Creating project {folder} (strategy {args.strategy or 'clr'}, backbone {args.backbone})", file=sys.stderr)
-    return Project.create(folder, strategy=args.strategy or "clr", backbone=args.backbone, config=overrides,
-                          preset=args.preset, backbone_weights_file=args.backbone_weights, device=args.device)
+    return Project.create(
+        folder,
+        strategy=args.strategy or "clr",
+        backbone=args.backbone,
+        config=overrides,
+        preset=args.preset,
+        backbone_weights_file=args.backbone_weights,
+        device=args.device,
+    )
 
 
 def _print_scan(report: Any) -> None:
     counts = report.counts()
-    print(f"Task '{report.name}' ({report.layout} layout): {len(report.classes)} classes, "
-          f"{len(report.train)} train / {len(report.eval_split)} eval images", file=sys.stderr)
+    print(
+        f"Task '{report.name}' ({report.layout} layout): {len(report.classes)} classes, "
+        f"{len(report.train)} train / {len(report.eval_split)} eval images",
+        file=sys.stderr,
+    )
     for c, (a, b) in counts.items():
         print(f"    {c:<24} {a:>6} train {b:>6} eval", file=sys.stderr)
     if report.skipped:
@@ -125,6 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     project = _open_or_create(args)
     for folder in args.task or []:
+
         def progress(done: int, total: int, name: str = Path(folder).name) -> None:
             if sys.stderr.isatty():
                 sys.stderr.write(f"\r  checking images of '{name}': {done}/{total}")
@@ -164,8 +199,10 @@ def _print_matrix(project: Any) -> None:
         print("No trained task yet.")
         return
     width = max(8, *(len(n) for n in names)) + 2
-    print(f"Accuracy matrix R (Task-IL; row i = after training task i, column j = accuracy on task j), "
-          f"strategy {project.strategy_name}:")
+    print(
+        f"Accuracy matrix R (Task-IL; row i = after training task i, column j = accuracy on task j), "
+        f"strategy {project.strategy_name}:"
+    )
     print(" " * width + "".join(f"{n:>{width}}" for n in names))
     for name, row in zip(names, R, strict=True):
         print(f"{name:<{width}}" + "".join(f"{'' if v is None else f'{v:.1%}':>{width}}" for v in row))
@@ -183,16 +220,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         row = project.evaluate()
         stored = project.doc["R"][-1]
         drift = max(abs(a - b) for a, b in zip(row, stored, strict=True))
-        print(f"Re-evaluated: {', '.join(f'{v:.1%}' for v in row)} (max difference to stored last row: {drift:.4f})",
-              file=sys.stderr)
+        print(
+            f"Re-evaluated: {', '.join(f'{v:.1%}' for v in row)} (max difference to stored last row: {drift:.4f})",
+            file=sys.stderr,
+        )
     if args.json:
-        print(json.dumps({
-            "R": project.accuracy_matrix(),
-            **project.metrics(),
-            "tasks": [project.task(t)["name"] for t in project.doc["R_tasks"]],
-            "strategy": project.strategy_name,
-            "scenario": "task-il",
-        }))
+        print(
+            json.dumps(
+                {
+                    "R": project.accuracy_matrix(),
+                    **project.metrics(),
+                    "tasks": [project.task(t)["name"] for t in project.doc["R_tasks"]],
+                    "strategy": project.strategy_name,
+                    "scenario": "task-il",
+                }
+            )
+        )
     else:
         _print_matrix(project)
     return 0
@@ -223,15 +266,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info))
         return 0
-    print(f"Project {info['project']}: strategy {info['strategy']}, backbone {info['backbone']} "
-          f"({info['backbone_params']:,} params), {info['image_size']} px")
+    print(
+        f"Project {info['project']}: strategy {info['strategy']}, backbone {info['backbone']} "
+        f"({info['backbone_params']:,} params), {info['image_size']} px"
+    )
     if info["shared_bytes"]:
         print(f"  shared weights: {info['shared_bytes']:,} bytes")
     for t in info["tasks"]:
         state = "trained" if t["trained"] else "not trained"
         pct = 100 * t["trainable_params"] / info["backbone_params"] if info["backbone_params"] else 0
-        print(f"  {t['name']:<20} {len(t['classes']):>3} classes {t['images']:>7} images  {state:<11} "
-              f"{t['bytes']:>10,} bytes  {t['trainable_params']:>9,} params ({pct:.2f} % of backbone)")
+        print(
+            f"  {t['name']:<20} {len(t['classes']):>3} classes {t['images']:>7} images  {state:<11} "
+            f"{t['bytes']:>10,} bytes  {t['trainable_params']:>9,} params ({pct:.2f} % of backbone)"
+        )
         print(f"      classes: {', '.join(t['classes'])}")
     return 0
 
@@ -241,8 +288,7 @@ def cmd_make_demo(args: argparse.Namespace) -> int:
 
     folders = make_demo(args.folder, per_class=args.per_class)
     print("Wrote demo tasks:", " ".join(str(f) for f in folders))
-    print(f"Try: clstudio train --project {Path(args.folder) / 'project'} "
-          + " ".join(f"--task {f}" for f in folders))
+    print(f"Try: clstudio train --project {Path(args.folder) / 'project'} " + " ".join(f"--task {f}" for f in folders))
     return 0
 
 
@@ -265,20 +311,27 @@ def build_parser() -> argparse.ArgumentParser:
     from clstudio import __version__
 
     default_project = str(projects_dir() / "default") if False else None  # resolved lazily in run()
-    p = argparse.ArgumentParser(prog="clstudio", description="CL Studio: learn image tasks one after another, "
-                                "without forgetting. With no command, opens the app.")
+    p = argparse.ArgumentParser(
+        prog="clstudio",
+        description="CL Studio: learn image tasks one after another, "
+        "without forgetting. With no command, opens the app.",
+    )
     p.add_argument("--version", action="version", version=f"clstudio {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def project_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--project", default=default_project, help="project folder (default: <data dir>/projects/default)")
+        sp.add_argument(
+            "--project", default=default_project, help="project folder (default: <data dir>/projects/default)"
+        )
         sp.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
 
     t = sub.add_parser("train", help="add tasks (folders of class subfolders) and train every untrained task")
     project_arg(t)
     t.add_argument("--task", action="append", metavar="FOLDER", help="a folder with one subfolder per class; repeat")
     t.add_argument("--strategy", help="clr (default), linear_probe, finetune — fixed at project creation")
-    t.add_argument("--backbone", default="efficientnet_lite0", help="efficientnet_lite0 (default), resnet18, resnet50, tiny")
+    t.add_argument(
+        "--backbone", default="efficientnet_lite0", help="efficientnet_lite0 (default), resnet18, resnet50, tiny"
+    )
     t.add_argument("--backbone-weights", metavar="FILE", help="ImageNet weights file for resnet18/resnet50")
     t.add_argument("--preset", help="'faithful' reproduces the paper's recipe; default 'app' suits small folders")
     t.add_argument("--epochs", type=int)

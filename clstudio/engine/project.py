@@ -79,7 +79,11 @@ class Project:
         prep = Preprocessing(size, bb.mean, bb.std)
         folder.mkdir(parents=True, exist_ok=True)
         if bb.stores_anchor:
-            save_tensors(folder / "weights" / "anchor.safetensors", bb.model.state_dict(), {"kind": "anchor", "backbone": bb.name})
+            save_tensors(
+                folder / "weights" / "anchor.safetensors",
+                bb.model.state_dict(),
+                {"kind": "anchor", "backbone": bb.name},
+            )
         doc = project_file.new_document(
             backbone={
                 "name": bb.name,
@@ -141,7 +145,9 @@ class Project:
         return read_json(self.folder / task["index"])
 
     # --- tasks -------------------------------------------------------------------------------------------
-    def add_task(self, source: str | Path | ScanReport, name: str | None = None, observers: Sequence[Observer] = ()) -> dict[str, Any]:
+    def add_task(
+        self, source: str | Path | ScanReport, name: str | None = None, observers: Sequence[Observer] = ()
+    ) -> dict[str, Any]:
         """Register a folder (or an accepted scan) as a new, untrained task."""
         report = source if isinstance(source, ScanReport) else scan_folder(source)
         name = self._unique_name(name or report.name)
@@ -235,8 +241,9 @@ class Project:
             self._strategy = self._build_strategy()
         return self._strategy
 
-    def trainer(self, observers: Sequence[Observer] = (), cancel: CancelToken | None = None,
-                pause: PauseToken | None = None) -> Trainer:
+    def trainer(
+        self, observers: Sequence[Observer] = (), cancel: CancelToken | None = None, pause: PauseToken | None = None
+    ) -> Trainer:
         if self._trainer is None:
             self._trainer = Trainer(self.strategy, self.preprocessing)
         t = self._trainer
@@ -246,8 +253,9 @@ class Project:
         return t
 
     # --- training ----------------------------------------------------------------------------------------
-    def train_pending(self, observers: Sequence[Observer] = (), cancel: CancelToken | None = None,
-                      pause: PauseToken | None = None) -> list[str]:
+    def train_pending(
+        self, observers: Sequence[Observer] = (), cancel: CancelToken | None = None, pause: PauseToken | None = None
+    ) -> list[str]:
         """Train every untrained task in the order added. Returns the names trained."""
         done = []
         for task in list(self.pending_tasks()):
@@ -255,8 +263,13 @@ class Project:
             done.append(task["name"])
         return done
 
-    def train_task(self, name: str, observers: Sequence[Observer] = (), cancel: CancelToken | None = None,
-                   pause: PauseToken | None = None) -> dict[str, Any]:
+    def train_task(
+        self,
+        name: str,
+        observers: Sequence[Observer] = (),
+        cancel: CancelToken | None = None,
+        pause: PauseToken | None = None,
+    ) -> dict[str, Any]:
         task = self.task(name)
         if task["trained"]:
             raise ProjectError(f"Task '{name}' is already trained; every earlier task stays as it is.")
@@ -267,13 +280,21 @@ class Project:
         start = time.monotonic()
         new_files: list[Path] = []
         try:
-            result = trainer.fit(task["name"], task["id"], TaskData(index["root"], _pairs(index["train"]), _pairs(index["val"]),
-                                                                   len(index["classes"])), seed=strategy.config.seed)
+            result = trainer.fit(
+                task["name"],
+                task["id"],
+                TaskData(index["root"], _pairs(index["train"]), _pairs(index["val"]), len(index["classes"])),
+                seed=strategy.config.seed,
+            )
             trainable = strategy.count_trainable()
             row = self._evaluate_row(trainer, extra=task)
             rel = f"weights/task-{task['id']}.safetensors"
-            meta = {"kind": "task", "task": task["name"], "strategy": self.strategy_name,
-                    "classes": "\n".join(task["classes"])}
+            meta = {
+                "kind": "task",
+                "task": task["name"],
+                "strategy": self.strategy_name,
+                "classes": "\n".join(task["classes"]),
+            }
             save_tensors(self.folder / rel, strategy.task_states[task["id"]], meta)
             new_files.append(self.folder / rel)
             old_shared = self.doc.get("shared_weights")
@@ -284,9 +305,17 @@ class Project:
                 save_tensors(self.folder / rel_shared, shared, {"kind": "shared", "after_task": task["name"]})
                 new_files.append(self.folder / rel_shared)
                 self.doc["shared_weights"] = rel_shared
-            task.update(trained=True, weights=rel, trainable_params=trainable, best_val_acc=result.best_val_acc,
-                        best_epoch=result.best_epoch, epochs_run=result.epochs_run, seconds=round(result.seconds, 2),
-                        device=str(strategy.device), skipped_images=result.skipped_images)
+            task.update(
+                trained=True,
+                weights=rel,
+                trainable_params=trainable,
+                best_val_acc=result.best_val_acc,
+                best_epoch=result.best_epoch,
+                epochs_run=result.epochs_run,
+                seconds=round(result.seconds, 2),
+                device=str(strategy.device),
+                skipped_images=result.skipped_images,
+            )
             self.doc["R"].append([row[t] for t in self.doc["R_tasks"] + [task["id"]]])
             self.doc["R_tasks"].append(task["id"])
             try:
@@ -313,8 +342,12 @@ class Project:
             raise
         order = [self.task(t)["name"] for t in self.doc["R_tasks"]]
         self._log(EvalFinished(task["name"], tuple(order), tuple(self.doc["R"][-1])), observers)
-        self._log(TaskFinished(task["name"], time.monotonic() - start, result.best_val_acc, result.best_epoch,
-                               result.epochs_run), observers)
+        self._log(
+            TaskFinished(
+                task["name"], time.monotonic() - start, result.best_val_acc, result.best_epoch, result.epochs_run
+            ),
+            observers,
+        )
         return task
 
     def _referenced(self, path: Path) -> bool:
@@ -365,19 +398,21 @@ class Project:
         tasks = []
         for t in self.tasks:
             weights = self.folder / t["weights"] if t.get("weights") else None
-            tasks.append({
-                "name": t["name"],
-                "id": t["id"],
-                "classes": t["classes"],
-                "images": t["train_images"] + t["val_images"] + max(0, t["eval_images"] - t["val_images"]),
-                "train_images": t["train_images"],
-                "eval_images": t["eval_images"],
-                "trained": t["trained"],
-                "bytes": weights.stat().st_size if weights and weights.exists() else 0,
-                "trainable_params": t.get("trainable_params", 0),
-                "best_val_acc": t.get("best_val_acc"),
-                "source": t["source"],
-            })
+            tasks.append(
+                {
+                    "name": t["name"],
+                    "id": t["id"],
+                    "classes": t["classes"],
+                    "images": t["train_images"] + t["val_images"] + max(0, t["eval_images"] - t["val_images"]),
+                    "train_images": t["train_images"],
+                    "eval_images": t["eval_images"],
+                    "trained": t["trained"],
+                    "bytes": weights.stat().st_size if weights and weights.exists() else 0,
+                    "trainable_params": t.get("trainable_params", 0),
+                    "best_val_acc": t.get("best_val_acc"),
+                    "source": t["source"],
+                }
+            )
         shared = self.doc.get("shared_weights")
         return {
             "project": str(self.folder),

@@ -20,7 +20,9 @@ def _expect(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> An
     value = obj[key]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise ProjectError(f"{where}: '{key}' should be {names}, found {type(value).__name__}. The project file is damaged.")
+        raise ProjectError(
+            f"{where}: '{key}' should be {names}, found {type(value).__name__}. The project file is damaged."
+        )
     return value
 
 

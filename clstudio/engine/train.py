@@ -139,6 +139,22 @@ class Trainer:
         self.strategy.activate_task(task_id)
         return self.accuracy(self.loader(root, items, train=False), task_id)
 
+    def train_step(
+        self, xb: torch.Tensor, yb: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+    ) -> torch.Tensor:
+        """One optimiser step on a uint8 batch; returns the (detached) cross-entropy."""
+        x = self.prep.normalise(xb.to(self.device, non_blocking=True))
+        y = yb.to(self.device, non_blocking=True)
+        with self._autocast():
+            loss = F.cross_entropy(self.strategy.forward(x), y)
+        reg = self.strategy.regularization()
+        total = loss + reg if reg is not None else loss
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        return loss.detach()
+
     # --- training ------------------------------------------------------------------------------------
     def fit(self, task_name: str, task_id: str, data: TaskData, seed: int = 0) -> FitResult:
         """Train one new task. Raises Cancelled (the strategy is then left dirty: the caller rolls back)."""
@@ -172,17 +188,8 @@ class Trainer:
                 skipped += failed
                 if len(yb) < 1 or (len(yb) == 1 and steps > 1):
                     continue
-                x = self.prep.normalise(xb.to(self.device, non_blocking=True))
-                y = yb.to(self.device, non_blocking=True)
-                with self._autocast():
-                    loss = F.cross_entropy(self.strategy.forward(x), y)
-                reg = self.strategy.regularization()
-                total = loss + reg if reg is not None else loss
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(total).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                loss_sum += float(loss.detach()) * len(yb)
+                loss = self.train_step(xb, yb, optimizer, scaler)
+                loss_sum += float(loss) * len(yb)
                 seen += len(yb)
                 step_times.append(time.monotonic() - t0)
                 recent = step_times[-20:]
@@ -190,7 +197,9 @@ class Trainer:
                 remaining = (steps - step) + (cfg.epochs - epoch) * steps
                 emit(
                     self.observers,
-                    StepProgress(task_name, epoch, step, steps, float(loss.detach()), len(yb) / max(per_step, 1e-9), remaining * per_step),
+                    StepProgress(
+                        task_name, epoch, step, steps, float(loss), len(yb) / max(per_step, 1e-9), remaining * per_step
+                    ),
                 )
             lr_used = optimizer.param_groups[0]["lr"]
             scheduler.step()
@@ -200,8 +209,17 @@ class Trainer:
             skipped_total += skipped
             emit(
                 self.observers,
-                EpochEnded(task_name, epoch, cfg.epochs, loss_sum / max(seen, 1), val_acc, best_acc, best_epoch,
-                           lr_used, skipped),
+                EpochEnded(
+                    task_name,
+                    epoch,
+                    cfg.epochs,
+                    loss_sum / max(seen, 1),
+                    val_acc,
+                    best_acc,
+                    best_epoch,
+                    lr_used,
+                    skipped,
+                ),
             )
             if epoch - best_epoch > cfg.patience:
                 break

@@ -71,7 +71,9 @@ def test_whole_network_identity_at_init(arch):
     strategy.features.load_state_dict(_wrap_keys(reference.model, strategy.features), strict=True)
     strategy.features.eval()
     reference.model.eval()
-    x = torch.randn(2, 3, 64, 64)
+    # Same memory format on both sides (the strategy runs channels_last), so only the CLR layers differ.
+    reference.model.to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         assert torch.equal(strategy.features(x), copy.deepcopy(reference.model)(x))
 
@@ -157,7 +159,9 @@ def test_per_task_state_is_only_adapters_bn_and_head():
     strategy = make_strategy("clr", "resnet50")
     train_steps(strategy, "t", 10)
     state = strategy.task_states["t"]
-    n_params = sum(v.numel() for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    n_params = sum(
+        v.numel() for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
     assert n_params == 108_170
     backbone = sum(p.numel() for p in strategy.features.parameters())
     assert sum(v.numel() for v in state.values()) < 0.01 * backbone

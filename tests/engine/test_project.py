@@ -123,9 +123,25 @@ def test_reopen_in_new_process_gives_identical_predictions(tmp_path, folders):
     here = p.classify(images, "colours", top_k=3)
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     out = subprocess.run(
-        [sys.executable, "-m", "clstudio", "classify", "--project", str(p.folder), "--task", "colours", "--top-k", "3",
-         "--json", *images],
-        capture_output=True, text=True, env=env, timeout=120, check=True,
+        [
+            sys.executable,
+            "-m",
+            "clstudio",
+            "classify",
+            "--project",
+            str(p.folder),
+            "--task",
+            "colours",
+            "--top-k",
+            "3",
+            "--json",
+            *images,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
     )
     there = json.loads(out.stdout)
     assert there == json.loads(json.dumps(here))

@@ -40,7 +40,8 @@ class Preprocessing:
         """[N,3,H,W] uint8 → float, (x/255 − mean) / std."""
         mean = torch.tensor(self.mean, device=images_uint8.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=images_uint8.device).view(1, 3, 1, 1)
-        return (images_uint8.float() / 255.0 - mean) / std
+        x = (images_uint8.float() / 255.0 - mean) / std
+        return x.contiguous(memory_format=torch.channels_last)  # the layout the strategies' convs use
 
 
 class DecodeCache:

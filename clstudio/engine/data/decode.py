@@ -45,7 +45,9 @@ def _open(path: Path) -> Image.Image:
     w, h = img.size
     if w * h > MAX_PIXELS:
         img.close()
-        raise DecodeError(f"image is too large ({w}×{h} = {w * h / 1e6:.0f} megapixels; limit {MAX_PIXELS // 1_000_000})")
+        raise DecodeError(
+            f"image is too large ({w}×{h} = {w * h / 1e6:.0f} megapixels; limit {MAX_PIXELS // 1_000_000})"
+        )
     if w < 1 or h < 1:
         raise DecodeError("image has no pixels")
     return img

@@ -131,7 +131,9 @@ def _rel(path: Path, root: Path) -> str:
 def _subfolders(folder: Path) -> list[Path]:
     try:
         return sorted(
-            p for p in folder.iterdir() if p.is_dir() and not _is_hidden(p.name) and p.name.lower() not in SYSTEM_FOLDERS
+            p
+            for p in folder.iterdir()
+            if p.is_dir() and not _is_hidden(p.name) and p.name.lower() not in SYSTEM_FOLDERS
         )
     except OSError as e:
         raise DatasetError(f"Cannot read folder {folder}: {e.strerror or e}") from None

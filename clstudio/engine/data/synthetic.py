@@ -48,12 +48,15 @@ def draw(concept: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
         # Any other name: a blob in a colour derived from the name, so differently named classes differ.
         seed = int.from_bytes(hashlib.sha1(concept.encode()).digest()[:4], "big")
         base = np.random.default_rng(seed).integers(0, 256, size=3)
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=tuple(int(np.clip(c + rng.integers(-20, 21), 0, 255)) for c in base))
+        d.ellipse(
+            [cx - r, cy - r, cx + r, cy + r], fill=tuple(int(np.clip(c + rng.integers(-20, 21), 0, 255)) for c in base)
+        )
     return img
 
 
-def make_task_folder(root: str | Path, concepts: tuple[str, ...], per_class: int = 20, size: int = 64,
-                     seed: int = 0, ext: str = "png") -> Path:
+def make_task_folder(
+    root: str | Path, concepts: tuple[str, ...], per_class: int = 20, size: int = 64, seed: int = 0, ext: str = "png"
+) -> Path:
     """Write root/<concept>/<i>.<ext> for each concept; returns root."""
     root = Path(root)
     rng = np.random.default_rng(seed)

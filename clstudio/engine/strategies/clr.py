@@ -22,9 +22,10 @@ class CLRConfig(TrainConfig):
     full: bool = setting(False, "CLR-Full: also reprogram 1×1 convs (≈3× the adapter size, slightly more accurate).")
     reg_lambda: float = setting(1e-5, "Paper's penalty λ·Σ‖W‖₂ (unsquared) on trained tensors; tiny, kept for parity.")
     bn: str = setting(
-        "train",
-        "'train': BN re-estimates its statistics on the task in train mode (paper). "
-        "'frozen': keep the pretrained statistics, train only γ and β (steadier on very small folders).",
+        "frozen",
+        "'frozen' (default): keep the pretrained BN statistics and train only γ and β — on folders of 30-100 "
+        "images per class, re-estimating statistics from a few batches shifts the features and loses to a "
+        "linear probe (measured in bench/real_data.py). 'train': re-estimate them on the task (the paper).",
     )
 
 
