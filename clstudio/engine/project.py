@@ -106,6 +106,20 @@ class Project:
         folder = Path(folder).expanduser()
         return cls(folder, project_file.load(folder), device)
 
+    def reconfigure(self, strategy: str, config: dict[str, Any] | None = None) -> None:
+        """Change strategy and settings; allowed only while no task is trained (they shape every task)."""
+        if self.trained_tasks():
+            raise ProjectError("The strategy and its settings are fixed once a task is trained. Start a new project.")
+        cfg = make_config(strategy, config)
+        spec = self.doc["backbone"]
+        if (cfg.image_size or 0) != (self.doc["strategy"]["config"].get("image_size") or 0):
+            bb_size = create_backbone(spec["name"], spec["weights"], spec.get("weights_file")).image_size
+            self.doc["preprocessing"]["image_size"] = cfg.image_size or bb_size
+        self.doc["strategy"] = {"name": strategy, "preset": None, "config": dataclasses.asdict(cfg)}
+        project_file.save(self.folder, self.doc)
+        self._strategy = None
+        self._trainer = None
+
     # --- read-only views -----------------------------------------------------------------------------
     @property
     def strategy_name(self) -> str:

@@ -22,9 +22,9 @@ from clstudio.engine.models.backbones import Backbone
 TensorDict = dict[str, torch.Tensor]
 
 
-def setting(default: Any, help: str) -> Any:  # noqa: A002 - 'help' is what the GUI form shows
-    """A config field with its help text (the GUI's tooltip and the CLI's --help)."""
-    return field(default=default, metadata={"help": help})
+def setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:  # noqa: A002 - the GUI's tooltip
+    """A config field with its help text (the GUI's tooltip and `clstudio list`) and, for text, its choices."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,12 @@ class TrainConfig:
     lr_steps: int = setting(3, "StepLR divides the lr by 10 every epochs//lr_steps epochs (paper: 60//3 = 20).")
     patience: int = setting(6, "Stop a task when validation accuracy has not improved for this many epochs.")
     keep_best: bool = setting(True, "Keep the weights of the epoch with the best validation accuracy (as the paper).")
-    augment: str = setting("light", "'none' (paper) or 'light' (random crop 80-100 % + horizontal flip).")
+    break_ties_by_loss: bool = setting(
+        True, "When two epochs reach the same validation accuracy, keep the one with the lower validation loss."
+    )
+    augment: str = setting(
+        "light", "'none' (paper) or 'light' (random crop 80-100 % + horizontal flip).", choices=("light", "none")
+    )
     image_size: int = setting(0, "Input resolution in pixels; 0 uses the backbone's own (224 for ImageNet nets).")
     seed: int = setting(0, "Seeds head init, shuffling and augmentation: the same seed gives the same run.")
     eval_batch_size: int = setting(64, "Images per forward pass when evaluating (no gradients, so larger).")

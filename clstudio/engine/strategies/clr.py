@@ -22,10 +22,12 @@ class CLRConfig(TrainConfig):
     full: bool = setting(False, "CLR-Full: also reprogram 1×1 convs (≈3× the adapter size, slightly more accurate).")
     reg_lambda: float = setting(1e-5, "Paper's penalty λ·Σ‖W‖₂ (unsquared) on trained tensors; tiny, kept for parity.")
     bn: str = setting(
-        "frozen",
-        "'frozen' (default): keep the pretrained BN statistics and train only γ and β — on folders of 30-100 "
-        "images per class, re-estimating statistics from a few batches shifts the features and loses to a "
-        "linear probe (measured in bench/real_data.py). 'train': re-estimate them on the task (the paper).",
+        "auto",
+        "'frozen': keep the pretrained BN statistics and train only γ and β — on folders of 30-100 images per class, "
+        "re-estimating statistics from a few batches shifts the features and loses to a linear probe (measured in "
+        "bench/real_data.py). 'train': re-estimate them on the task (the paper). 'auto' (default): 'frozen' for a "
+        "pretrained backbone, 'train' for a random one, which has no statistics worth keeping.",
+        choices=("auto", "frozen", "train"),
     )
 
 
@@ -36,7 +38,7 @@ class CLRStrategy(Strategy):
     Config = CLRConfig
     PRESETS = {
         # The official recipe (clr.md §3): 60 epochs, StepLR 20/0.1, no augmentation, early stop after 21.
-        "faithful": dict(epochs=60, lr_steps=3, patience=21, augment="none", bn="train"),
+        "faithful": dict(epochs=60, lr_steps=3, patience=21, augment="none", break_ties_by_loss=False, bn="train"),
         "app": {},
     }
 
@@ -64,9 +66,16 @@ class CLRStrategy(Strategy):
 
     def set_train_mode(self) -> None:
         super().set_train_mode()
-        if self.config.bn == "frozen":  # type: ignore[attr-defined]
+        if self.bn_mode == "frozen":
             for bn in batchnorms(self.features).values():
                 bn.eval()
+
+    @property
+    def bn_mode(self) -> str:
+        mode = self.config.bn  # type: ignore[attr-defined]
+        if mode == "auto":
+            return "frozen" if self.backbone.weights == "pretrained" else "train"
+        return mode
 
     def regularization(self) -> torch.Tensor | None:
         lam = self.config.reg_lambda  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ class FinetuneStrategy(Strategy):
     name = "finetune"
     description = "Fine-tune everything (baseline): shared weights drift, so earlier tasks are forgotten."
     Config = FinetuneConfig
-    PRESETS = {"faithful": dict(epochs=60, patience=21, augment="none"), "app": {}}
+    PRESETS = {"faithful": dict(epochs=60, patience=21, augment="none", break_ties_by_loss=False), "app": {}}
 
     def shared_feature_names(self) -> list[str]:
         return list(self.features.state_dict().keys())

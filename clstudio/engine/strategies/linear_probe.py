@@ -12,7 +12,7 @@ from clstudio.engine.strategies.registry import register_strategy
 class LinearProbeStrategy(Strategy):
     name = "linear_probe"
     description = "Linear probe: frozen backbone, one linear head per task. Zero forgetting, least plastic."
-    PRESETS = {"faithful": dict(epochs=60, patience=21, augment="none"), "app": {}}
+    PRESETS = {"faithful": dict(epochs=60, patience=21, augment="none", break_ties_by_loss=False), "app": {}}
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         assert self.head is not None

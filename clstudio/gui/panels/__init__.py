@@ -1,0 +1,1 @@
+"""One panel per file; MainWindow only wires them together."""

@@ -1,0 +1,77 @@
+"""The accuracy matrix R as a heatmap (rows: after task i, columns: task j), values written in the cells,
+fixed colour scale 0-1, and ACC / BWT / forgetting badges whose tooltips give the formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from clstudio.engine import metrics
+
+BADGE = "QLabel { background: #eef2f7; border: 1px solid #c5ccd6; border-radius: 6px; padding: 6px 10px; }"
+
+
+class MatrixPanel(QWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setAspectLocked(False)
+        self.plot.invertY(True)
+        self.plot.setMouseEnabled(False, False)
+        self.plot.hideButtons()
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(
+            values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, label="accuracy"
+        )
+        self.colorbar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
+        self.plot.setLabel("left", "after training task")
+        self.plot.setLabel("bottom", "accuracy on task")
+        self.texts: list[pg.TextItem] = []
+        self.values: np.ndarray = np.zeros((0, 0))
+        self.badges = {k: QLabel() for k in ("ACC", "BWT", "forgetting")}
+        for key, label in self.badges.items():
+            label.setStyleSheet(BADGE)
+            label.setToolTip(metrics.FORMULAS[key])
+        self.empty = QLabel("The matrix fills in as tasks finish: row i is measured right after task i is learned.")
+        badges = QHBoxLayout()
+        for label in self.badges.values():
+            badges.addWidget(label)
+        badges.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(badges)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.plot, 1)
+
+    def render(self, names: list[str], R: list[list[float | None]], summary: dict[str, float | None]) -> None:
+        T = len(R)
+        self.values = np.array([[np.nan if v is None else v for v in row] for row in R], dtype=float).reshape(T, T)
+        for t in self.texts:
+            self.plot.removeItem(t)
+        self.texts = []
+        self.empty.setVisible(T == 0)
+        if T:
+            self.image.setImage(self.values, levels=(0, 1))
+            self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
+            self.image.setLevels((0, 1))
+            for i in range(T):
+                for j in range(T):
+                    v = self.values[i, j]
+                    if np.isnan(v):
+                        continue
+                    text = pg.TextItem(f"{v:.1%}", color="w" if v < 0.6 else "k", anchor=(0.5, 0.5))
+                    text.setPos(j + 0.5, i + 0.5)
+                    self.plot.addItem(text)
+                    self.texts.append(text)
+            ticks = [(k + 0.5, n) for k, n in enumerate(names)]
+            self.plot.getAxis("bottom").setTicks([ticks])
+            self.plot.getAxis("left").setTicks([ticks])
+            self.plot.setXRange(0, T, padding=0.02)
+            self.plot.setYRange(0, T, padding=0.02)
+        else:
+            self.image.clear()
+        for key, label in self.badges.items():
+            v = summary.get(key)
+            shown = "n/a" if v is None else (f"{v:+.1%}" if key == "BWT" else f"{v:.1%}")
+            label.setText(f"<b>{key}</b> {shown}")

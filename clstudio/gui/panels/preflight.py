@@ -1,0 +1,96 @@
+"""The pre-flight sheet shown before a folder becomes a task: name, classes with counts and a thumbnail,
+the split, and every problem found, in words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from clstudio.engine.data.decode import DecodeError, decode_rgb
+from clstudio.engine.data.scan import ScanReport
+
+THUMB = 48
+
+
+def thumbnail(path: str | Path, size: int = THUMB) -> QPixmap | None:
+    """A decoded, upright thumbnail via the engine's decoder (same EXIF/CMYK handling as training)."""
+    try:
+        rgb = decode_rgb(path, size)
+    except DecodeError:
+        return None
+    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format_RGB888)
+    return QPixmap.fromImage(image.copy())
+
+
+class PreflightDialog(QDialog):
+    def __init__(self, report: ScanReport, parent=None) -> None:
+        super().__init__(parent)
+        self.report = report
+        self.setWindowTitle(f"Add task from '{report.name}'")
+        self.name_edit = QLineEdit(report.name)
+        split = (
+            "train / val / test folders as given"
+            if report.layout == "split"
+            else "80 % train / 20 % validation, by file"
+        )
+        form = QFormLayout()
+        form.addRow("Task name", self.name_edit)
+        form.addRow("Folder", QLabel(report.root))
+        form.addRow("Split", QLabel(f"{split}: {len(report.train)} train, {len(report.eval_split)} evaluation images"))
+        self.table = QTableWidget(len(report.classes), 4)
+        self.table.setHorizontalHeaderLabels(["", "Class", "Train", "Evaluation"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        first = {}
+        for rel, y in report.train:
+            first.setdefault(y, rel)
+        for row, (cls, (n_train, n_eval)) in enumerate(report.counts().items()):
+            self.table.setRowHeight(row, THUMB + 6)
+            pix = thumbnail(Path(report.root) / first[row]) if row in first else None
+            cell = QLabel()
+            if pix:
+                cell.setPixmap(pix)
+            cell.setAlignment(Qt.AlignCenter)
+            self.table.setCellWidget(row, 0, cell)
+            self.table.setItem(row, 1, QTableWidgetItem(cls))
+            self.table.setItem(row, 2, QTableWidgetItem(str(n_train)))
+            self.table.setItem(row, 3, QTableWidgetItem(str(n_eval)))
+        self.table.setColumnWidth(0, THUMB + 12)
+        self.problems = QListWidget()
+        for p in report.problems:
+            self.problems.addItem(f"Left out {p.path}: {p.reason}")
+        for w in report.warnings:
+            self.problems.addItem(f"Warning: {w}")
+        if report.skipped:
+            self.problems.addItem(f"Skipped {len(report.skipped)} hidden, system or non-image entries")
+        if not self.problems.count():
+            self.problems.addItem("No problems found: every image decodes.")
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.button(QDialogButtonBox.Ok).setText("Add task")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(QLabel(f"<b>{len(report.classes)} classes</b>"))
+        layout.addWidget(self.table, 2)
+        layout.addWidget(QLabel("<b>Problems and warnings</b>"))
+        layout.addWidget(self.problems, 1)
+        layout.addWidget(buttons)
+        self.resize(620, 560)
+
+    def task_name(self) -> str:
+        return self.name_edit.text().strip() or self.report.name

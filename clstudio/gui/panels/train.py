@@ -1,0 +1,222 @@
+"""Strategy picker, a settings form generated from the strategy's config dataclass, and the run controls
+with progress, images/s and ETA."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from clstudio.engine import events as ev
+from clstudio.engine.strategies import get_strategy_class, list_strategies
+
+
+def fmt_eta(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    s = int(seconds)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+
+
+class ConfigForm(QWidget):
+    """One editor per config field: spin boxes for numbers, a check box for flags, a combo for choices.
+    Tooltips are the fields' help texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.form = QFormLayout(self)
+        self.editors: dict[str, tuple[QWidget, type]] = {}
+
+    def build(self, config_cls: type, values: dict[str, Any]) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.editors.clear()
+        for f in dataclasses.fields(config_cls):
+            value = values.get(f.name, f.default)
+            kind = type(f.default)
+            choices = f.metadata.get("choices") or ()
+            if kind is bool:
+                w = QCheckBox()
+                w.setChecked(bool(value))
+            elif kind is int:
+                w = QSpinBox()
+                w.setRange(0, 1_000_000)
+                w.setValue(int(value))
+            elif kind is float:
+                w = QDoubleSpinBox()
+                w.setDecimals(6)
+                w.setRange(0.0, 1e3)
+                if value:
+                    w.setSingleStep(10 ** math.floor(math.log10(abs(value))))
+                w.setValue(float(value))
+            elif choices:
+                w = QComboBox()
+                w.addItems(list(choices))
+                w.setCurrentText(str(value))
+            else:
+                w = QLineEdit(str(value))
+            w.setToolTip(f.metadata.get("help", ""))
+            label = QLabel(f.name.replace("_", " "))
+            label.setToolTip(f.metadata.get("help", ""))
+            self.form.addRow(label, w)
+            self.editors[f.name] = (w, kind)
+
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, (w, kind) in self.editors.items():
+            if isinstance(w, QCheckBox):
+                out[name] = w.isChecked()
+            elif isinstance(w, QSpinBox):
+                out[name] = w.value()
+            elif isinstance(w, QDoubleSpinBox):
+                out[name] = w.value()
+            elif isinstance(w, QComboBox):
+                out[name] = w.currentText()
+            else:
+                out[name] = kind(w.text()) if kind in (int, float, str) else w.text()
+        return out
+
+    def set_enabled(self, enabled: bool) -> None:
+        for w, _ in self.editors.values():
+            w.setEnabled(enabled)
+
+
+class TrainPanel(QWidget):
+    start_requested = Signal(str, dict)
+    pause_requested = Signal(bool)  # True = pause, False = resume
+    cancel_requested = Signal()
+
+    def __init__(self, device: str) -> None:
+        super().__init__()
+        self.strategy = QComboBox()
+        for name, desc in list_strategies().items():
+            self.strategy.addItem(name, name)
+            self.strategy.setItemData(self.strategy.count() - 1, desc, 3)  # Qt.ToolTipRole
+        self.strategy_note = QLabel()
+        self.strategy_note.setWordWrap(True)
+        self.form = ConfigForm()
+        self.device = QLabel(f"Device: {device}")
+        self.start = QPushButton("Start training")
+        self.pause = QPushButton("Pause")
+        self.pause.setCheckable(True)
+        self.cancel = QPushButton("Cancel")
+        self.task_bar = QProgressBar()
+        self.epoch_bar = QProgressBar()
+        self.status = QLabel("Idle")
+        self.status.setWordWrap(True)
+        self._locked = False
+        self._running = False
+        self._task_started = 0.0
+
+        top = QGroupBox("Strategy")
+        tl = QVBoxLayout(top)
+        tl.addWidget(self.strategy)
+        tl.addWidget(self.strategy_note)
+        tl.addWidget(self.form)
+        run = QGroupBox("Run")
+        rl = QVBoxLayout(run)
+        buttons = QHBoxLayout()
+        for b in (self.start, self.pause, self.cancel):
+            buttons.addWidget(b)
+        rl.addWidget(self.device)
+        rl.addLayout(buttons)
+        rl.addWidget(QLabel("Epoch"))
+        rl.addWidget(self.epoch_bar)
+        rl.addWidget(QLabel("Task"))
+        rl.addWidget(self.task_bar)
+        rl.addWidget(self.status)
+        layout = QHBoxLayout(self)
+        layout.addWidget(top, 3)
+        layout.addWidget(run, 2)
+
+        self.strategy.currentIndexChanged.connect(self._strategy_changed)
+        self.start.clicked.connect(lambda: self.start_requested.emit(self.strategy.currentData(), self.form.values()))
+        self.pause.toggled.connect(self._pause_toggled)
+        self.cancel.clicked.connect(self.cancel_requested)
+        self.set_running(False)
+
+    def show_project(self, strategy: str, config: dict[str, Any], locked: bool) -> None:
+        self._locked = locked
+        self.strategy.blockSignals(True)
+        self.strategy.setCurrentIndex(max(0, self.strategy.findData(strategy)))
+        self.strategy.blockSignals(False)
+        self.form.build(get_strategy_class(strategy).Config, config)
+        self._apply_lock()
+
+    def _strategy_changed(self) -> None:
+        name = self.strategy.currentData()
+        self.form.build(get_strategy_class(name).Config, {})
+        self._apply_lock()
+
+    def _apply_lock(self) -> None:
+        editable = not self._locked and not self._running
+        self.strategy.setEnabled(editable)
+        self.form.set_enabled(editable)
+        desc = list_strategies()[self.strategy.currentData()]
+        note = " Fixed: this project has trained tasks (new project to change)." if self._locked else ""
+        self.strategy_note.setText(desc + note)
+
+    def set_running(self, running: bool, can_start: bool = True) -> None:
+        self._running = running
+        self.start.setEnabled(not running and can_start)
+        self.pause.setEnabled(running)
+        self.cancel.setEnabled(running)
+        if not running:
+            self.pause.blockSignals(True)
+            self.pause.setChecked(False)
+            self.pause.setText("Pause")
+            self.pause.blockSignals(False)
+        self._apply_lock()
+
+    def _pause_toggled(self, paused: bool) -> None:
+        self.pause.setText("Resume" if paused else "Pause")
+        self.pause_requested.emit(paused)
+
+    def on_event(self, e: ev.Event) -> None:
+        if isinstance(e, ev.TaskStarted):
+            self._task_started = time.monotonic()
+            self._epochs, self._steps = e.epochs, e.steps
+            self.task_bar.setRange(0, e.epochs * max(e.steps, 1))
+            self.task_bar.setValue(0)
+            self.epoch_bar.setRange(0, max(e.steps, 1))
+            self.epoch_bar.setValue(0)
+            self.status.setText(f"Training '{e.task}' on {e.device}…")
+        elif isinstance(e, ev.StepProgress):
+            self.epoch_bar.setRange(0, e.steps)
+            self.epoch_bar.setValue(e.step)
+            self.task_bar.setValue((e.epoch - 1) * e.steps + e.step)
+            epoch_eta = (e.steps - e.step) * e.eta_s / max(1, self.task_bar.maximum() - self.task_bar.value())
+            self.status.setText(
+                f"'{e.task}': epoch {e.epoch}, step {e.step}/{e.steps} · loss {e.loss:.3f} · "
+                f"{e.images_per_s:.0f} images/s · epoch ETA {fmt_eta(epoch_eta)} · task ETA {fmt_eta(e.eta_s)}"
+            )
+        elif isinstance(e, ev.EpochEnded):
+            self.status.setText(
+                f"'{e.task}': epoch {e.epoch}/{e.epochs} done · val acc {e.val_acc:.1%} (best {e.best_val_acc:.1%}, "
+                f"epoch {e.best_epoch})"
+            )
+        elif isinstance(e, ev.TaskFinished):
+            self.task_bar.setValue(self.task_bar.maximum())
+            self.status.setText(f"Finished '{e.task}' in {fmt_eta(e.seconds)} · best val acc {e.best_val_acc:.1%}")
+        elif isinstance(e, ev.Paused):
+            self.status.setText(f"Paused '{e.task}'. The model stays loaded; Resume continues from this batch.")
+        elif isinstance(e, ev.Cancelled):
+            self.status.setText(f"Cancelled '{e.task}': it stays untrained; earlier tasks are kept.")

@@ -1,0 +1,203 @@
+"""The desktop app driven as a person would: drop folders, train, watch, classify, reopen."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from clstudio.engine import events as ev
+from clstudio.engine.project import Project
+
+from .conftest import FAST
+
+
+def drop(widget, paths) -> bool:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = widget.rect().center()
+    enter = QDragEnterEvent(QPointF(pos), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    accepted = enter.isAccepted()
+    QApplication.sendEvent(widget, QDropEvent(QPointF(pos), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    return accepted
+
+
+def add_tasks(qtbot, window, folders) -> None:
+    assert drop(window, folders)
+    qtbot.waitUntil(lambda: len(window.state.tasks) == len(folders) and not window.jobs.busy, timeout=20000)
+
+
+def train_all(qtbot, window, events=None) -> None:
+    if events is not None:
+        original = window.on_event
+        window.on_event = lambda e: (events.append(e), original(e))
+    window.train.start.click()
+    qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=120000)
+
+
+def test_opens_empty_with_drop_hint_and_closes(window):
+    assert "Drop a folder of images here" in window.tasks.hint.text()
+    assert window.tasks.list.count() == 0
+    assert not window.train.start.isEnabled()  # nothing to train yet
+    assert window.train.strategy.currentData() == "clr"
+    assert "Device: cpu" in window.train.device.text()
+
+
+def test_dropping_folders_adds_tasks_after_preflight(qtbot, window, folders):
+    seen = []
+    window.confirm_preflight = lambda report: seen.append(report) or f"my-{report.name}"
+    add_tasks(qtbot, window, [folders["stripes"], folders["colours"]])
+    assert [r.classes for r in seen] == [["horizontal", "vertical"], ["blue", "green", "red"]]
+    assert [t["name"] for t in window.state.tasks] == ["my-stripes", "my-colours"]
+    assert window.tasks.task_names() == ["my-stripes", "my-colours"]
+    assert window.train.start.isEnabled()
+
+
+def test_rejected_preflight_adds_nothing_and_a_file_is_explained(qtbot, window, folders, tmp_path):
+    window.confirm_preflight = lambda report: None
+    drop(window, [folders["stripes"]])
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=20000)
+    assert window.state.tasks == []
+    f = tmp_path / "note.txt"
+    f.write_text("x")
+    drop(window, [f])
+    assert "not a folder" in window.statusBar().currentMessage()
+
+
+def test_unusable_folder_shows_a_readable_error(qtbot, window, tmp_path):
+    (tmp_path / "one" / "only").mkdir(parents=True)
+    drop(window, [tmp_path / "one"])
+    qtbot.waitUntil(lambda: getattr(window, "last_error", None) is not None, timeout=20000)
+    assert "only one class" in window.last_error
+    assert window.state.tasks == []
+
+
+def test_two_task_clr_run_fills_matrix_and_curves(qtbot, window, folders):
+    add_tasks(qtbot, window, [folders["stripes"], folders["colours"]])
+    events: list = []
+    train_all(qtbot, window, events)
+    kinds = {type(e).__name__ for e in events}
+    assert {"TaskStarted", "StepProgress", "EpochEnded", "EvalFinished", "TaskFinished"} <= kinds
+    R = Project.open(window.state.folder).doc["R"]
+    shown = window.matrix.values
+    assert shown.shape == (2, 2) and np.isnan(shown[0, 1])
+    assert shown[0, 0] == R[0][0] and shown[1, 0] == R[1][0] and shown[1, 1] == R[1][1]
+    assert window.matrix.badges["BWT"].text().endswith("+0.0%")
+    x, y = window.curves.task_curve("stripes")
+    assert len(x) == FAST["epochs"] + 2  # its own epochs, then its evaluation after each task
+    assert y[-1] == R[1][0]
+    assert all(t["trained"] for t in window.state.tasks)
+    assert window.classify.task.count() == 2
+    assert not window.train.strategy.isEnabled()  # fixed now that tasks are trained
+
+
+def test_cancel_mid_task_leaves_it_untrained_and_app_usable(qtbot, window, folders):
+    add_tasks(qtbot, window, [folders["stripes"]])
+    cancelled = []
+
+    def cancel_on_second_epoch(e):
+        if isinstance(e, ev.EpochEnded) and e.epoch == 2:
+            window.cancel_training()
+        cancelled.append(e)
+
+    original = window.on_event
+    window.on_event = lambda e: (cancel_on_second_epoch(e), original(e))
+    window.train.start.click()
+    qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=60000)
+    assert any(isinstance(e, ev.Cancelled) for e in cancelled)
+    assert [t["trained"] for t in window.state.tasks] == [False]
+    assert window.state.curves.points == {}  # the cancelled task's partial curve is gone
+    assert window.train.start.isEnabled()
+    window.on_event = original
+    train_all(qtbot, window)
+    assert [t["trained"] for t in window.state.tasks] == [True]
+
+
+def test_pause_and_resume_take_effect_quickly(qtbot, window, folders):
+    add_tasks(qtbot, window, [folders["colours"]])
+    events: list = []
+    original = window.on_event
+    window.on_event = lambda e: (events.append((time.monotonic(), e)), original(e))
+    window.train.start.click()
+    qtbot.waitUntil(lambda: any(isinstance(e, ev.StepProgress) for _, e in events), timeout=30000)
+    t0 = time.monotonic()
+    window.train.pause.click()
+    qtbot.waitUntil(lambda: any(isinstance(e, ev.Paused) for _, e in events), timeout=5000)
+    assert time.monotonic() - t0 < 1.0
+    n = len(events)
+    qtbot.wait(300)
+    assert not any(isinstance(e, ev.StepProgress) for _, e in events[n:])  # really paused
+    window.train.pause.click()
+    qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=60000)
+    assert any(isinstance(e, ev.Resumed) for _, e in events)
+    assert window.state.tasks[0]["trained"]
+
+
+def test_classify_view_shows_right_top1(qtbot, window, folders):
+    add_tasks(qtbot, window, [folders["colours"]])
+    window.train.form.editors["epochs"][0].setValue(20)  # set in the form, as a person would
+    train_all(qtbot, window)
+    assert Project.open(window.state.folder).doc["strategy"]["config"]["epochs"] == 20
+    window.classify.task.setCurrentText("colours")
+    images = [sorted((folders["colours"] / c).iterdir())[0] for c in ("red", "green", "blue")]
+    window.classify.request([str(p) for p in images])
+    qtbot.waitUntil(lambda: len(window.classify.cards) == 3, timeout=30000)
+    top1 = [card.rows[0][0] for card in window.classify.cards]
+    assert top1 == ["red", "green", "blue"]
+    assert all(abs(sum(p for _, p in c.rows) - 1) < 1e-4 for c in window.classify.cards)
+
+
+def test_reopen_shows_same_tasks_matrix_and_curves(qtbot, window, folders, project):
+    from clstudio.gui.main_window import MainWindow
+
+    add_tasks(qtbot, window, [folders["stripes"], folders["colours"]])
+    train_all(qtbot, window)
+    values, points = window.matrix.values.copy(), dict(window.state.curves.points)
+    window.close()
+    again = MainWindow(project)
+    qtbot.addWidget(again)
+    try:
+        assert again.tasks.task_names() == ["stripes", "colours"]
+        assert np.array_equal(again.matrix.values, values, equal_nan=True)
+        assert again.state.curves.points == points
+        assert again.classify.task.count() == 2
+    finally:
+        again.close()
+
+
+def test_ui_thread_stays_responsive_while_training(qtbot, window, folders):
+    add_tasks(qtbot, window, [folders["stripes"], folders["colours"]])
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def tick():
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(tick)
+    timer.start()
+    train_all(qtbot, window)
+    timer.stop()
+    assert len(gaps) > 10
+    assert max(gaps) < 0.25, f"the UI thread stalled {max(gaps) * 1000:.0f} ms"
+
+
+def test_close_during_training_cancels_and_joins(qtbot, window, folders):
+    add_tasks(qtbot, window, [folders["stripes"]])
+    started = []
+    original = window.on_event
+    window.on_event = lambda e: (started.append(e), original(e))
+    window.train.start.click()
+    qtbot.waitUntil(lambda: any(isinstance(e, ev.StepProgress) for e in started), timeout=30000)
+    asked = []
+    window.confirm_close = lambda: asked.append(1) or True
+    window.close()
+    assert asked and not window.jobs.busy
+    assert not Project.open(window.state.folder).tasks[0]["trained"]
