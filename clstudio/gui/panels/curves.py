@@ -65,7 +65,7 @@ class CurvesPanel(QWidget):
                 angle=90,
                 pen=pg.mkPen("#999", style=pg.QtCore.Qt.DashLine),
                 label=f"end of {task}",
-                labelOpts={"position": 0.08, "color": "#666", "rotateAxis": (1, 0)},
+                labelOpts={"position": 0.97, "color": "#666", "anchors": [(1, 0), (1, 0)]},
             )
             self.acc.addItem(line)
             self.lines.append(line)

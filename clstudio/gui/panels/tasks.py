@@ -24,6 +24,8 @@ class TasksPanel(QWidget):
         )
         self.list = QListWidget()
         self.list.setAlternatingRowColors(True)
+        self.list.setWordWrap(True)
+        self.list.setSpacing(2)
         self.add_button = QPushButton("Add task…")
         self.add_button.setToolTip("Choose a folder with one subfolder per class (you can also drop folders here)")
         self.add_button.clicked.connect(self.add_requested)
@@ -38,7 +40,7 @@ class TasksPanel(QWidget):
         for t in state.tasks:
             n_images = t["train_images"] + t["eval_images"]
             if t["trained"]:
-                status = f"✓ trained — best val {t.get('best_val_acc', 0):.0%}"
+                status = f"✓ trained (val {t.get('best_val_acc', 0):.0%})"
             elif t["name"] == training:
                 status = "● training…"
             else:
