@@ -65,7 +65,9 @@ def main() -> int:
     w.close()
     stall = np.maximum(np.array(gaps) - 0.010, 0) * 1000
     print(f"backbone {args.backbone}, {len(gaps)} timer ticks over {args.seconds:.0f} s of CPU training")
-    print(f"UI stall: max {stall.max():.1f} ms, p99 {np.percentile(stall, 99):.1f} ms, median {np.median(stall):.1f} ms")
+    print(
+        f"UI stall: max {stall.max():.1f} ms, p99 {np.percentile(stall, 99):.1f} ms, median {np.median(stall):.1f} ms"
+    )
     print("Target: max ≤ 100 ms")
     return 0
 

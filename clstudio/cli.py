@@ -74,6 +74,8 @@ class ProgressPrinter:
         elif isinstance(event, ev.EvalFinished):
             cells = "  ".join(f"{t}: {a:.1%}" for t, a in zip(event.tasks, event.row, strict=True))
             print(f"  accuracy after '{event.after_task}': {cells}", file=out)
+        elif isinstance(event, ev.TaskResumed):
+            print(f"  resuming '{event.task}' after epoch {event.from_epoch}", file=out)
         elif isinstance(event, ev.Paused):
             print(f"\nPaused '{event.task}'.", file=out)
 
@@ -158,7 +160,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cancel = CancelToken()
     project = _open_or_create(args)
+    known_sources = {t["source"]: t["name"] for t in project.tasks}
     for folder in args.task or []:
+        source = str(Path(folder).expanduser().resolve())
+        if source in known_sources:
+            # Re-running the same command (e.g. with --resume after a crash) must not add the folder twice.
+            print(f"'{folder}' is already task '{known_sources[source]}' in this project.", file=sys.stderr)
+            continue
 
         def progress(done: int, total: int, name: str = Path(folder).name) -> None:
             if sys.stderr.isatty():
@@ -180,7 +188,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_interrupt)
     try:
-        project.train_pending(observers=[ProgressPrinter()], cancel=cancel)
+        resumable = project.resumable_tasks()
+        if resumable and not args.resume:
+            print(
+                f"Note: '{resumable[0]}' was interrupted; it starts over. Use --resume to continue it.", file=sys.stderr
+            )
+        project.train_pending(observers=[ProgressPrinter()], cancel=cancel, resume=args.resume)
     except Cancelled:
         print("Cancelled. Tasks finished before are saved; the interrupted task is untrained.", file=sys.stderr)
         return 130
@@ -340,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image-size", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--augment", choices=["none", "light"])
+    t.add_argument("--resume", action="store_true", help="continue an interrupted task from its last epoch checkpoint")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any strategy setting (see `clstudio list`)")
     t.set_defaults(func=cmd_train)
 

@@ -40,6 +40,12 @@ class TaskStarted(Event):
 
 
 @dataclass(frozen=True)
+class TaskResumed(Event):
+    task: str
+    from_epoch: int  # last epoch completed before the interruption
+
+
+@dataclass(frozen=True)
 class StepProgress(Event):
     task: str
     epoch: int  # 1-based

@@ -15,6 +15,8 @@ then project.json is replaced atomically. A crash or a cancel at any moment leav
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -268,12 +270,16 @@ class Project:
 
     # --- training ----------------------------------------------------------------------------------------
     def train_pending(
-        self, observers: Sequence[Observer] = (), cancel: CancelToken | None = None, pause: PauseToken | None = None
+        self,
+        observers: Sequence[Observer] = (),
+        cancel: CancelToken | None = None,
+        pause: PauseToken | None = None,
+        resume: bool = False,
     ) -> list[str]:
         """Train every untrained task in the order added. Returns the names trained."""
         done = []
         for task in list(self.pending_tasks()):
-            self.train_task(task["name"], observers, cancel, pause)
+            self.train_task(task["name"], observers, cancel, pause, resume=resume)
             done.append(task["name"])
         return done
 
@@ -283,7 +289,10 @@ class Project:
         observers: Sequence[Observer] = (),
         cancel: CancelToken | None = None,
         pause: PauseToken | None = None,
+        resume: bool = False,
     ) -> dict[str, Any]:
+        """Train one untrained task, evaluate every trained task, commit. With ``resume``, continue from the
+        task's last epoch checkpoint if a crash left one (otherwise any stale checkpoint is discarded)."""
         task = self.task(name)
         if task["trained"]:
             raise ProjectError(f"Task '{name}' is already trained; every earlier task stays as it is.")
@@ -294,11 +303,16 @@ class Project:
         start = time.monotonic()
         new_files: list[Path] = []
         try:
+            ckpt = self.checkpoint_path(task)
+            if not resume:
+                ckpt.unlink(missing_ok=True)
             result = trainer.fit(
                 task["name"],
                 task["id"],
                 TaskData(index["root"], _pairs(index["train"]), _pairs(index["val"]), len(index["classes"])),
                 seed=strategy.config.seed,
+                checkpoint=ckpt,
+                signature=self._checkpoint_signature(task),
             )
             trainable = strategy.count_trainable()
             row = self._evaluate_row(trainer, extra=task)
@@ -339,6 +353,7 @@ class Project:
                 raise
             if shared and old_shared:
                 (self.folder / old_shared).unlink(missing_ok=True)
+            self.checkpoint_path(task).unlink(missing_ok=True)
         except BaseException as e:
             # Roll the in-memory model back to the last committed state; the task stays untrained.
             task.update(trained=False, weights=None)
@@ -350,6 +365,7 @@ class Project:
                 if not self._referenced(f):
                     f.unlink(missing_ok=True)
             if isinstance(e, Cancelled):
+                self.checkpoint_path(task).unlink(missing_ok=True)  # a cancel is the person's choice: start over
                 self._log(CancelledEvent(name), observers)
             elif isinstance(e, CLStudioError | OSError):
                 self._log(Failed(name, str(e)), observers)
@@ -363,6 +379,26 @@ class Project:
             observers,
         )
         return task
+
+    def checkpoint_path(self, task: dict[str, Any]) -> Path:
+        return self.folder / "checkpoints" / f"{task['id']}.safetensors"
+
+    def resumable_tasks(self) -> list[str]:
+        """Untrained tasks with an epoch checkpoint left by an interrupted run."""
+        return [t["name"] for t in self.pending_tasks() if self.checkpoint_path(t).exists()]
+
+    def _checkpoint_signature(self, task: dict[str, Any]) -> str:
+        """A checkpoint resumes only the same training: same task data, settings, anchor and shared weights."""
+        parts = [
+            task["id"],
+            task["fingerprint"],
+            json.dumps(self.doc["strategy"]["config"], sort_keys=True),
+            json.dumps(self.doc["preprocessing"], sort_keys=True),
+            self.doc["backbone"]["fingerprint"],
+            str(self.doc.get("shared_weights")),
+            str(self.doc["R_tasks"]),
+        ]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
     def _referenced(self, path: Path) -> bool:
         rels = {t.get("weights") for t in self.doc["tasks"]} | {self.doc.get("shared_weights")}

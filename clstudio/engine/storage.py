@@ -99,7 +99,8 @@ def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapp
     """Write a safetensors file atomically. Metadata (format version, task, strategy...) lives in the
     file's own header so the file describes itself."""
     meta = {"format_version": str(FORMAT_VERSION), **{k: str(v) for k, v in metadata.items()}}
-    plain = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    # Sorted keys: the same tensors always give the same bytes, so files can be compared by hash.
+    plain = {k: tensors[k].detach().to("cpu").contiguous() for k in sorted(tensors)}
     atomic_write_bytes(path, st_save(plain, metadata=meta))
 
 

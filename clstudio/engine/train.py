@@ -13,14 +13,18 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from clstudio.engine import checkpoint
 from clstudio.engine.cancel import CancelToken, PauseToken
 from clstudio.engine.data.dataset import DecodeCache, ImageListDataset, Preprocessing, collate_skip_failed
-from clstudio.engine.events import EpochEnded, Observer, Paused, Resumed, StepProgress, TaskStarted, emit
+from clstudio.engine.errors import CLStudioError
+from clstudio.engine.events import EpochEnded, Observer, Paused, Resumed, StepProgress, TaskResumed, TaskStarted, emit
 from clstudio.engine.strategies.base import Strategy
 
 
@@ -162,9 +166,81 @@ class Trainer:
         scaler.update()
         return loss.detach()
 
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def _save_checkpoint(
+        self,
+        path: Path,
+        signature: str,
+        epoch: int,
+        best_acc: float,
+        best_loss: float,
+        best_epoch: int,
+        best_state: dict | None,
+        skipped: int,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        scaler: torch.amp.GradScaler,
+        loader: DataLoader,
+    ) -> None:
+        checkpoint.save(
+            path,
+            checkpoint.TrainingState(
+                epoch=epoch,
+                best_acc=best_acc,
+                best_loss=best_loss,
+                best_epoch=best_epoch,
+                skipped=skipped,
+                current=self.strategy.snapshot(),
+                best=best_state,
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                scaler=scaler.state_dict(),
+                torch_rng=torch.get_rng_state(),
+                data_rng=loader.generator.get_state(),
+                signature=signature,
+            ),
+        )
+
+    def _resume(
+        self,
+        path: Path | None,
+        signature: str,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        scaler: torch.amp.GradScaler,
+        loader: DataLoader,
+    ) -> checkpoint.TrainingState | None:
+        if path is None or not path.exists():
+            return None
+        try:
+            state = checkpoint.load(path)
+        except CLStudioError:
+            return None  # a damaged checkpoint costs the progress it held, never the task
+        if state.signature != signature:
+            return None
+        self.strategy.restore(state.current)
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        if state.scaler:
+            scaler.load_state_dict(state.scaler)
+        torch.set_rng_state(state.torch_rng)
+        loader.generator.set_state(state.data_rng)
+        return state
+
     # --- training ------------------------------------------------------------------------------------
-    def fit(self, task_name: str, task_id: str, data: TaskData, seed: int = 0) -> FitResult:
-        """Train one new task. Raises Cancelled (the strategy is then left dirty: the caller rolls back)."""
+    def fit(
+        self,
+        task_name: str,
+        task_id: str,
+        data: TaskData,
+        seed: int = 0,
+        checkpoint: Path | None = None,
+        signature: str = "",
+    ) -> FitResult:
+        """Train one new task. Raises Cancelled (the strategy is then left dirty: the caller rolls back).
+
+        With ``checkpoint``, the training state is saved there after every epoch, and a checkpoint already
+        there with the same ``signature`` is resumed from its last completed epoch."""
         cfg = self.strategy.config
         torch.manual_seed(seed)  # head init and augmentation draw from the global generator
         self.strategy.begin_task(task_id, data.num_classes)
@@ -185,8 +261,21 @@ class Trainer:
         best_acc, best_loss, best_epoch, best_state = -1.0, float("inf"), 0, None
         step_times: list[float] = []
         skipped_total = 0
-        epoch = 0
-        for epoch in range(1, cfg.epochs + 1):
+        first_epoch = 1
+        resumed = self._resume(checkpoint, signature, optimizer, scheduler, scaler, train_loader)
+        if resumed is not None:
+            first_epoch = resumed.epoch + 1
+            best_acc, best_loss, best_epoch, best_state = (
+                resumed.best_acc,
+                resumed.best_loss,
+                resumed.best_epoch,
+                resumed.best,
+            )
+            skipped_total = resumed.skipped
+            emit(self.observers, TaskResumed(task_name, resumed.epoch))
+        epoch = first_epoch - 1
+        stopped_early = resumed is not None and resumed.epoch - resumed.best_epoch > cfg.patience
+        for epoch in range(first_epoch, cfg.epochs + 1 if not stopped_early else first_epoch):
             self.strategy.set_train_mode()
             loss_sum, seen, skipped = 0.0, 0, 0
             for step, (xb, yb, failed) in enumerate(train_loader, start=1):
@@ -231,6 +320,21 @@ class Trainer:
                     skipped,
                 ),
             )
+            if checkpoint is not None:
+                self._save_checkpoint(
+                    checkpoint,
+                    signature,
+                    epoch,
+                    best_acc,
+                    best_loss,
+                    best_epoch,
+                    best_state,
+                    skipped_total,
+                    optimizer,
+                    scheduler,
+                    scaler,
+                    train_loader,
+                )
             if epoch - best_epoch > cfg.patience:
                 break
         if best_state is not None:

@@ -192,8 +192,9 @@ def train_job(project_folder: Path, task_names: list[str]) -> Callable[[Worker],
         project = Project.open(project_folder)
         done = []
         for name in task_names:
+            # The app always continues an interrupted task (a crash should cost at most one epoch).
             project.train_task(
-                name, observers=[worker.emit_event], cancel=worker.cancel_token, pause=worker.pause_token
+                name, observers=[worker.emit_event], cancel=worker.cancel_token, pause=worker.pause_token, resume=True
             )
             done.append(name)
         return done
