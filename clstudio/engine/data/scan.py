@@ -11,15 +11,19 @@ never crash training later.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from clstudio.engine.cancel import CancelToken
 from clstudio.engine.data.decode import IMAGE_EXTENSIONS, check_image
 from clstudio.engine.errors import DatasetError
+from clstudio.engine.paths import cache_dir
+from clstudio.engine.storage import atomic_write_json
 
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "icon\r", ".directory"}
 SYSTEM_FOLDERS = {"__macosx", "$recycle.bin", "system volume information", "@eadir"}
@@ -79,6 +83,53 @@ class ScanReport:
 
 
 ProgressFn = Callable[[int, int], None]
+
+
+class _ScanCache:
+    """Per-folder record of each file's (size, mtime) and decode result, in CL Studio's cache folder."""
+
+    MISS = object()
+
+    def __init__(self, root: Path) -> None:
+        key = hashlib.sha1(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+        self.path = cache_dir() / "scans" / f"{key}.json"
+        self.root = root
+        self.files: dict[str, list[Any]] = {}
+        self.dirty = False
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            if doc.get("version") == 1 and doc.get("root") == str(root):
+                self.files = doc["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no cache, or a damaged one: check every file
+
+    def _stamp(self, rel: str) -> list[int] | None:
+        try:
+            st = (self.root / rel).stat()
+        except OSError:
+            return None
+        return [st.st_size, st.st_mtime_ns]
+
+    def lookup(self, rel: str) -> Any:
+        entry = self.files.get(rel)
+        stamp = self._stamp(rel)
+        if entry is None or stamp is None or entry[:2] != stamp:
+            return self.MISS
+        return entry[2]
+
+    def store(self, rel: str, reason: str | None) -> None:
+        stamp = self._stamp(rel)
+        if stamp is not None:
+            self.files[rel] = [*stamp, reason]
+            self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            atomic_write_json(self.path, {"version": 1, "root": str(self.root), "files": self.files})
+        except OSError:
+            pass  # a cache that cannot be written only costs time next scan
 
 
 def _is_hidden(name: str) -> bool:
@@ -153,6 +204,7 @@ def scan_folder(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     verify: bool = True,
+    use_cache: bool = True,
 ) -> ScanReport:
     root = Path(folder).expanduser()
     if not root.exists():
@@ -196,24 +248,46 @@ def scan_folder(
             else:
                 skipped.append(Problem(_rel(loose, root), "hidden or system file"))
 
-    # Verify every candidate by decoding it; threads, because PIL releases the GIL while decoding.
+    # Verify every candidate by decoding it; threads, because PIL releases the GIL while decoding. Results are
+    # cached per file (size + mtime), so scanning the same large folder again takes seconds, not minutes.
     candidates = [rel for split in per_split.values() for files in split.values() for rel in files]
     problems: list[Problem] = []
     bad: set[str] = set()
+    if cancel is not None:
+        cancel.raise_if_cancelled()
     if verify and candidates:
-        done = 0
+        cache = _ScanCache(root) if use_cache else None
+        todo: list[str] = []
+        for rel in candidates:
+            cached = cache.lookup(rel) if cache else _ScanCache.MISS
+            if cached is _ScanCache.MISS:
+                todo.append(rel)
+            elif cached:
+                problems.append(Problem(rel, cached))
+                bad.add(rel)
+        done = len(candidates) - len(todo)
         workers = max(1, min(8, os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for rel, reason in zip(candidates, pool.map(lambda r: check_image(root / r), candidates), strict=True):
-                done += 1
-                if reason:
-                    problems.append(Problem(rel, reason))
-                    bad.add(rel)
-                if progress and (done % 16 == 0 or done == len(candidates)):
-                    progress(done, len(candidates))
-                if cancel is not None and cancel.cancelled:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    cancel.raise_if_cancelled()
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for rel, reason in zip(todo, pool.map(lambda r: check_image(root / r), todo), strict=True):
+                    done += 1
+                    if cache:
+                        cache.store(rel, reason)
+                    if reason:
+                        problems.append(Problem(rel, reason))
+                        bad.add(rel)
+                    if progress and (done % 16 == 0 or done == len(candidates)):
+                        progress(done, len(candidates))
+                    if cancel is not None and cancel.cancelled:
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        cancel.raise_if_cancelled()
+            if progress and not todo:
+                progress(done, len(candidates))
+        finally:
+            if cache:
+                cache.save()  # also after a cancel: the files checked so far need not be checked again
+        order = {rel: i for i, rel in enumerate(candidates)}
+        problems.sort(key=lambda p: order[p.path])
 
     def good(split: str) -> dict[int, list[str]]:
         return {y: [r for r in files if r not in bad] for y, files in per_split.get(split, {}).items()}
