@@ -21,5 +21,9 @@ class CheckpointError(CLStudioError):
     """A weight file is unreadable, unsafe (pickle) or does not fit the model."""
 
 
+class StorageError(CLStudioError):
+    """A write failed (disk full, read-only folder, permissions); what was saved before is intact."""
+
+
 class Cancelled(Exception):  # noqa: N818 - reads better at the raise site than CancelledError
     """Raised inside a job when its CancelToken was set; the job leaves nothing half-written."""

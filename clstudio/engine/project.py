@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -79,26 +80,35 @@ class Project:
         bb = create_backbone(backbone, backbone_weights, backbone_weights_file)
         size = cfg.image_size or bb.image_size
         prep = Preprocessing(size, bb.mean, bb.std)
+        existed = folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
-        if bb.stores_anchor:
-            save_tensors(
-                folder / "weights" / "anchor.safetensors",
-                bb.model.state_dict(),
-                {"kind": "anchor", "backbone": bb.name},
+        try:
+            if bb.stores_anchor:
+                save_tensors(
+                    folder / "weights" / "anchor.safetensors",
+                    bb.model.state_dict(),
+                    {"kind": "anchor", "backbone": bb.name},
+                )
+            doc = project_file.new_document(
+                backbone={
+                    "name": bb.name,
+                    "weights": bb.weights,
+                    "source": bb.source,
+                    "weights_file": backbone_weights_file,
+                    "fingerprint": fingerprint(bb.model),
+                    "params": sum(p.numel() for p in bb.model.parameters()),
+                },
+                strategy={"name": strategy, "preset": preset, "config": dataclasses.asdict(cfg)},
+                preprocessing={**prep.to_dict(), "mean": list(prep.mean), "std": list(prep.std)},
             )
-        doc = project_file.new_document(
-            backbone={
-                "name": bb.name,
-                "weights": bb.weights,
-                "source": bb.source,
-                "weights_file": backbone_weights_file,
-                "fingerprint": fingerprint(bb.model),
-                "params": sum(p.numel() for p in bb.model.parameters()),
-            },
-            strategy={"name": strategy, "preset": preset, "config": dataclasses.asdict(cfg)},
-            preprocessing={**prep.to_dict(), "mean": list(prep.mean), "std": list(prep.std)},
-        )
-        project_file.save(folder, doc)
+            project_file.save(folder, doc)
+        except BaseException:
+            # Half a project is no project: remove what this call wrote (the folder was empty before).
+            if existed:
+                _empty_folder(folder)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         project = cls(folder, doc, device)
         project._strategy = project._build_strategy(bb)
         return project
@@ -491,6 +501,14 @@ class Project:
 
     def history(self) -> list[dict[str, Any]]:
         return read_jsonl(self.folder / "history.jsonl")
+
+
+def _empty_folder(folder: Path) -> None:
+    for child in folder.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _pairs(rows: list[list[Any]]) -> list[tuple[str, int]]:

@@ -7,6 +7,7 @@ safetensors (a JSON header plus raw bytes: loading can never run code).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -19,28 +20,45 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from clstudio.engine.errors import CheckpointError, ProjectError
+from clstudio.engine.errors import CheckpointError, ProjectError, StorageError
 
 FORMAT_VERSION = 1
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write-temp, fsync, rename. A failure (disk full, read-only folder...) leaves the old file as it was
+    and raises StorageError with a message a person can act on."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        tmp = None
+    except OSError as e:
+        raise StorageError(_write_failure(path, e)) from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     _fsync_dir(path.parent)
+
+
+def _write_failure(path: Path, e: OSError) -> str:
+    hint = {
+        errno.ENOSPC: "The disk is full: free some space and try again.",
+        errno.EROFS: "The folder is on a read-only volume.",
+        errno.EACCES: "You do not have permission to write there.",
+        errno.EPERM: "You do not have permission to write there.",
+        errno.EDQUOT: "Your disk quota is used up.",
+    }.get(e.errno or 0, "")
+    return f"Could not save {path}: {e.strerror or e}. {hint} Nothing already saved was changed.".replace("  ", " ")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from clstudio.engine.cancel import CancelToken
 from clstudio.engine.data.decode import IMAGE_EXTENSIONS, check_image
-from clstudio.engine.errors import DatasetError
+from clstudio.engine.errors import DatasetError, StorageError
 from clstudio.engine.paths import cache_dir
 from clstudio.engine.storage import atomic_write_json
 
@@ -128,7 +128,7 @@ class _ScanCache:
             return
         try:
             atomic_write_json(self.path, {"version": 1, "root": str(self.root), "files": self.files})
-        except OSError:
+        except (OSError, StorageError):
             pass  # a cache that cannot be written only costs time next scan
 
 
