@@ -24,7 +24,17 @@ from clstudio.engine import checkpoint
 from clstudio.engine.cancel import CancelToken, PauseToken
 from clstudio.engine.data.dataset import DecodeCache, ImageListDataset, Preprocessing, collate_skip_failed
 from clstudio.engine.errors import CLStudioError
-from clstudio.engine.events import EpochEnded, Observer, Paused, Resumed, StepProgress, TaskResumed, TaskStarted, emit
+from clstudio.engine.events import (
+    EpochEnded,
+    Observer,
+    Paused,
+    Resumed,
+    StepProgress,
+    TaskResumed,
+    TaskStarted,
+    Warning,
+    emit,
+)
 from clstudio.engine.strategies.base import Strategy
 
 
@@ -78,12 +88,16 @@ class Trainer:
         self.pause = pause or PauseToken()
         self.cache = cache if cache is not None else DecodeCache(strategy.config.cache_mb * 2**20)
         self.device = strategy.device
+        self.batch_size = 0  # 0: the config's; lowered for the rest of the task after an out-of-memory error
+        self._task = ""
 
     # --- data ----------------------------------------------------------------------------------------
     def loader(self, root: str, items: Sequence[tuple[str, int]], train: bool, seed: int = 0) -> DataLoader:
         cfg = self.strategy.config
         ds = ImageListDataset(root, list(items), self.prep.image_size, cfg.augment if train else "none", self.cache)
-        bs = cfg.batch_size if train else cfg.eval_batch_size
+        if cfg.num_workers == 0:
+            ds.on_item = self._item_check  # a cancel or pause lands within one image, even on a slow disk
+        bs = (self.batch_size or cfg.batch_size) if train else cfg.eval_batch_size
         generator = torch.Generator().manual_seed(seed)
         return DataLoader(
             ds,
@@ -103,6 +117,9 @@ class Trainer:
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
+
+    def _item_check(self) -> None:
+        self._check(self._task)
 
     def _check(self, task: str) -> float:
         """Cancel/pause checkpoint; returns seconds spent paused."""
@@ -165,6 +182,63 @@ class Trainer:
         scaler.step(optimizer)
         scaler.update()
         return loss.detach()
+
+    def _train_epoch(
+        self,
+        task_name: str,
+        epoch: int,
+        loader: DataLoader,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        step_times: list[float],
+    ) -> tuple[float, int, int, float]:
+        """One pass over the training data; returns (loss sum, images seen, images skipped, seconds paused)."""
+        cfg = self.strategy.config
+        steps = len(loader)
+        loss_sum, seen, skipped, paused_s = 0.0, 0, 0, 0.0
+        for step, (xb, yb, failed) in enumerate(loader, start=1):
+            paused_s += self._check(task_name)
+            t0 = time.monotonic()
+            skipped += failed
+            # A lone image left by failed decodes is skipped (BN in train mode needs two), unless batches are 1.
+            if len(yb) < 1 or (len(yb) == 1 and (loader.batch_size or 1) > 1):
+                continue
+            loss = self.train_step(xb, yb, optimizer, scaler)
+            loss_sum += float(loss) * len(yb)
+            seen += len(yb)
+            step_times.append(time.monotonic() - t0)
+            recent = step_times[-20:]
+            per_step = sum(recent) / len(recent)
+            remaining = (steps - step) + (cfg.epochs - epoch) * steps
+            emit(
+                self.observers,
+                StepProgress(
+                    task_name, epoch, step, steps, float(loss), len(yb) / max(per_step, 1e-9), remaining * per_step
+                ),
+            )
+        return loss_sum, seen, skipped, paused_s
+
+    def _halve_batch(self, task_name: str, data: TaskData, loader: DataLoader) -> DataLoader:
+        """Out of GPU memory: retry the epoch with half the batch, telling the user (down to one image)."""
+        old = loader.batch_size or 1
+        if old <= 1:
+            raise CLStudioError(
+                "Out of GPU memory even with one image per batch. Choose a smaller image size, or --device cpu."
+            )
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.batch_size = old // 2
+        emit(
+            self.observers,
+            Warning(
+                f"'{task_name}': out of GPU memory at batch size {old}; "
+                f"retrying the epoch with batch size {self.batch_size}."
+            ),
+        )
+        state = loader.generator.get_state()
+        smaller = self.loader(data.root, data.train, train=True)
+        smaller.generator.set_state(state)
+        return smaller
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def _save_checkpoint(
@@ -242,6 +316,8 @@ class Trainer:
         With ``checkpoint``, the training state is saved there after every epoch, and a checkpoint already
         there with the same ``signature`` is resumed from its last completed epoch."""
         cfg = self.strategy.config
+        self.batch_size = 0
+        self._task = task_name
         torch.manual_seed(seed)  # head init and augmentation draw from the global generator
         self.strategy.begin_task(task_id, data.num_classes)
         params = [p for p in self.strategy.trainable_parameters() if p.requires_grad]
@@ -275,28 +351,24 @@ class Trainer:
             emit(self.observers, TaskResumed(task_name, resumed.epoch))
         epoch = first_epoch - 1
         stopped_early = resumed is not None and resumed.epoch - resumed.best_epoch > cfg.patience
+        head = {id(p) for p in self.strategy.head.parameters()} if self.strategy.head is not None else set()
+        warmup = getattr(cfg, "head_warmup", 0)
         for epoch in range(first_epoch, cfg.epochs + 1 if not stopped_early else first_epoch):
+            # Head warm-up (linear probe, then the rest: Kumar et al. 2022): while the head is random, its
+            # gradients would push the adapters in arbitrary directions; the backbone pass is also cheaper.
+            for p in params:
+                if id(p) not in head:
+                    p.requires_grad_(epoch > warmup)
             self.strategy.set_train_mode()
-            loss_sum, seen, skipped = 0.0, 0, 0
-            for step, (xb, yb, failed) in enumerate(train_loader, start=1):
-                paused_s += self._check(task_name)
-                t0 = time.monotonic()
-                skipped += failed
-                if len(yb) < 1 or (len(yb) == 1 and steps > 1):
-                    continue
-                loss = self.train_step(xb, yb, optimizer, scaler)
-                loss_sum += float(loss) * len(yb)
-                seen += len(yb)
-                step_times.append(time.monotonic() - t0)
-                recent = step_times[-20:]
-                per_step = sum(recent) / len(recent)
-                remaining = (steps - step) + (cfg.epochs - epoch) * steps
-                emit(
-                    self.observers,
-                    StepProgress(
-                        task_name, epoch, step, steps, float(loss), len(yb) / max(per_step, 1e-9), remaining * per_step
-                    ),
-                )
+            while True:
+                try:
+                    loss_sum, seen, skipped, paused = self._train_epoch(
+                        task_name, epoch, train_loader, optimizer, scaler, step_times
+                    )
+                    break
+                except torch.OutOfMemoryError:
+                    train_loader = self._halve_batch(task_name, data, train_loader)
+            paused_s += paused
             lr_used = optimizer.param_groups[0]["lr"]
             scheduler.step()
             val_acc, val_loss = self.accuracy_and_loss(val_loader, task_name)
@@ -337,6 +409,8 @@ class Trainer:
                 )
             if epoch - best_epoch > cfg.patience:
                 break
+        for p in params:
+            p.requires_grad_(True)
         if best_state is not None:
             self.strategy.restore(best_state)
         self.strategy.end_task(task_id)

@@ -43,8 +43,15 @@ def test_scan_keeps_every_good_image_and_reports_every_bad_one(zoo):
 
 def test_conversions_give_upright_rgb(zoo):
     root, _ = zoo
-    for rel in ("cats/cmyk.jpg", "cats/sixteen_bit.png", "dogs/rgba.png", "dogs/palette.png", "dogs/grey.png",
-                "dogs/animated.gif", "cats/one_pixel.png"):
+    for rel in (
+        "cats/cmyk.jpg",
+        "cats/sixteen_bit.png",
+        "dogs/rgba.png",
+        "dogs/palette.png",
+        "dogs/grey.png",
+        "dogs/animated.gif",
+        "cats/one_pixel.png",
+    ):
         arr = decode_rgb(root / rel)
         assert arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3, rel
     assert decode_rgb(root / "cats/sixteen_bit.png").std() > 10  # not clipped to white
@@ -94,7 +101,6 @@ def test_ten_thousand_images_progress_cancel_and_cached_rescan(tmp_path, monkeyp
     from PIL import Image
 
     import clstudio.engine.data.scan as scan_module
-
     from clstudio.engine.cancel import CancelToken
     from clstudio.engine.errors import Cancelled
 

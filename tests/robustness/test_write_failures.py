@@ -19,8 +19,10 @@ CFG = {"epochs": 2, "lr": 0.01, "augment": "none", "patience": 100}
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory):
     d = tmp_path_factory.mktemp("wf")
-    return [make_task_folder(d / "a", ("horizontal", "vertical"), 10, size=32, seed=1),
-            make_task_folder(d / "b", ("red", "green"), 10, size=32, seed=2)]
+    return [
+        make_task_folder(d / "a", ("horizontal", "vertical"), 10, size=32, seed=1),
+        make_task_folder(d / "b", ("red", "green"), 10, size=32, seed=2),
+    ]
 
 
 def flow(folder, tasks) -> Project:
@@ -85,8 +87,21 @@ def test_cli_reports_a_full_disk_in_one_line(tmp_path, tasks, monkeypatch, capsy
     from clstudio.cli import run
 
     monkeypatch.setattr(storage.os, "replace", Injected(tmp_path / "p", 6))
-    code = run(["train", "--project", str(tmp_path / "p"), "--backbone", "tiny", "--epochs", "2",
-                "--task", str(tasks[0]), "--task", str(tasks[1])])
+    code = run(
+        [
+            "train",
+            "--project",
+            str(tmp_path / "p"),
+            "--backbone",
+            "tiny",
+            "--epochs",
+            "2",
+            "--task",
+            str(tasks[0]),
+            "--task",
+            str(tasks[1]),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "clstudio: error: Could not save" in err and "disk is full" in err and "Traceback" not in err

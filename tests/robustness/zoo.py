@@ -88,6 +88,7 @@ def build_zoo(root: Path) -> dict[str, str]:
 
 def _huge_png(w: int, h: int) -> bytes:
     """A valid PNG header claiming w×h pixels (with a tiny, compressed body): a decompression bomb."""
+
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 

@@ -10,6 +10,7 @@ dropped from its batch and counted.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -102,11 +103,14 @@ class ImageListDataset(Dataset):
         self.augment = augment
         self.cache = cache
         self.failures: dict[str, str] = {}
+        self.on_item: Callable[[], None] | None = None  # called before each image (cancel / pause checks)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self.on_item is not None:
+            self.on_item()
         rel, label = self.items[index]
         path = str(self.root / rel)
         img = self.cache.get(path) if self.cache else None

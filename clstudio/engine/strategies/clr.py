@@ -19,6 +19,11 @@ from clstudio.engine.strategies.registry import register_strategy
 
 @dataclass(frozen=True)
 class CLRConfig(TrainConfig):
+    head_warmup: int = setting(
+        3,
+        "Epochs that train only the head before the CLR layers and BN join (0 = the paper). Starting the adapters "
+        "under a random head cost accuracy on small folders (bench/real_data.py).",
+    )
     full: bool = setting(False, "CLR-Full: also reprogram 1×1 convs (≈3× the adapter size, slightly more accurate).")
     reg_lambda: float = setting(1e-5, "Paper's penalty λ·Σ‖W‖₂ (unsquared) on trained tensors; tiny, kept for parity.")
     bn: str = setting(
@@ -38,7 +43,9 @@ class CLRStrategy(Strategy):
     Config = CLRConfig
     PRESETS = {
         # The official recipe (clr.md §3): 60 epochs, StepLR 20/0.1, no augmentation, early stop after 21.
-        "faithful": dict(epochs=60, lr_steps=3, patience=21, augment="none", break_ties_by_loss=False, bn="train"),
+        "faithful": dict(
+            epochs=60, lr_steps=3, patience=21, augment="none", break_ties_by_loss=False, bn="train", head_warmup=0
+        ),
         "app": {},
     }
 
