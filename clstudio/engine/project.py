@@ -42,7 +42,7 @@ from clstudio.engine.storage import (
     read_jsonl,
     save_tensors,
 )
-from clstudio.engine.strategies import create_strategy, get_strategy_class
+from clstudio.engine.strategies import create_strategy
 from clstudio.engine.strategies.base import Strategy
 from clstudio.engine.strategies.registry import make_config
 from clstudio.engine.train import TaskData, Trainer, resolve_device
@@ -247,10 +247,9 @@ class Project:
                     f"The {spec['name']} weights found now ({backbone.source}) differ from the ones this project "
                     f"was trained with. Point to the original file with --backbone-weights."
                 )
-        cls = get_strategy_class(self.strategy_name)
         try:
-            config = cls.Config(**self.doc["strategy"]["config"])
-        except TypeError as e:
+            config = make_config(self.strategy_name, self.doc["strategy"]["config"])
+        except ProjectError as e:
             raise ProjectError(f"The strategy settings in project.json are not valid: {e}") from None
         strategy = create_strategy(self.strategy_name, backbone, config, self.device)
         if self.doc.get("shared_weights"):

@@ -60,32 +60,51 @@ def validate(doc: Any, path: Path) -> dict[str, Any]:
         seq = _expect(prep, key, list, where + " preprocessing")
         if len(seq) != 3 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in seq):
             raise ProjectError(f"{where}: preprocessing {key} must be three numbers.")
+    _expect(backbone, "source", str, where + " backbone")
+    if backbone.get("weights_file") is not None:
+        _expect(backbone, "weights_file", str, where + " backbone")
+    if backbone.get("params") is not None:
+        _expect(backbone, "params", int, where + " backbone")
+    if doc.get("shared_weights") is not None:
+        _safe_relpath(_expect(doc, "shared_weights", str, where), where)
     tasks = _expect(doc, "tasks", list, where)
     ids, names = set(), set()
     for i, task in enumerate(tasks):
         tw = f"{where} task {i}"
         tid = _expect(task, "id", str, tw)
         name = _expect(task, "name", str, tw)
-        _expect(task, "classes", list, tw)
-        _expect(task, "trained", bool, tw)
+        classes = _expect(task, "classes", list, tw)
+        if len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+            raise ProjectError(f"{tw}: 'classes' must be a list of at least two names. The project file is damaged.")
+        trained = _expect(task, "trained", bool, tw)
+        _expect(task, "source", str, tw)
+        _expect(task, "fingerprint", str, tw)
         _safe_relpath(_expect(task, "index", str, tw), tw)
-        if task.get("weights") is not None:
+        for key in ("train_images", "val_images", "eval_images"):
+            if _expect(task, key, int, tw) < 0:
+                raise ProjectError(f"{tw}: '{key}' cannot be negative. The project file is damaged.")
+        if trained or task.get("weights") is not None:
             _safe_relpath(_expect(task, "weights", str, tw), tw)
+        for key in ("trainable_params", "best_epoch", "epochs_run", "skipped_images"):
+            if key in task:
+                _expect(task, key, int, tw)
+        for key in ("best_val_acc", "seconds"):
+            if key in task:
+                _expect(task, key, (int, float), tw)
         if tid in ids or name in names:
             raise ProjectError(f"{where}: two tasks share the id '{tid}' or name '{name}'.")
         ids.add(tid)
         names.add(name)
-    if doc.get("shared_weights") is not None:
-        _safe_relpath(_expect(doc, "shared_weights", str, where), where)
     R = _expect(doc, "R", list, where)
     order = _expect(doc, "R_tasks", list, where)
-    if len(R) != len(order) or any(t not in ids for t in order):
+    trained_ids = {t["id"] for t in tasks if t["trained"]}
+    if len(R) != len(order) or not all(isinstance(t, str) and t in trained_ids for t in order):
         raise ProjectError(f"{where}: the accuracy matrix does not match the task list.")
     for i, row in enumerate(R):
         if not isinstance(row, list) or len(row) != i + 1:
             raise ProjectError(f"{where}: accuracy matrix row {i} should have {i + 1} values.")
         for v in row:
-            if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= v <= 1.0:
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= v <= 1.0:  # NaN fails too
                 raise ProjectError(f"{where}: accuracy matrix values must be numbers between 0 and 1.")
     return doc
 

@@ -39,7 +39,26 @@ def make_config(name: str, values: dict[str, Any] | None = None, preset: str | N
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ProjectError(f"Unknown setting(s) for {name}: {', '.join(unknown)}. Known: {', '.join(known)}")
+    check_types(cls.Config, values, name)
     return dataclasses.replace(config, **values)
+
+
+def check_types(config_cls: type, values: dict[str, Any], name: str) -> None:
+    """Each setting must have its default's type (an int is fine for a float) and one of its choices."""
+    for f in dataclasses.fields(config_cls):
+        if f.name not in values:
+            continue
+        v, kind = values[f.name], type(f.default)
+        ok = isinstance(v, kind) and not (kind is not bool and isinstance(v, bool))
+        if kind is float and isinstance(v, int) and not isinstance(v, bool):
+            ok = True
+        if not ok:
+            raise ProjectError(f"Setting '{f.name}' of {name} must be {kind.__name__}, not {v!r}.")
+        if kind in (int, float) and not (v >= 0 and v == v and v != float("inf")):
+            raise ProjectError(f"Setting '{f.name}' of {name} must be a finite number ≥ 0, not {v!r}.")
+        choices = f.metadata.get("choices") or ()
+        if choices and v not in choices:
+            raise ProjectError(f"Setting '{f.name}' of {name} must be one of {', '.join(choices)}, not {v!r}.")
 
 
 def create_strategy(name: str, backbone: Backbone, config: Any, device: str) -> Strategy:
