@@ -305,6 +305,22 @@ def cmd_make_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from clstudio.engine.bundle import export_project
+
+    out = export_project(args.project, args.bundle)
+    print(f"Exported {args.project} to {out} ({out.stat().st_size:,} bytes)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from clstudio.engine.bundle import import_project
+
+    dest = import_project(args.bundle, args.project)
+    print(f"Imported {args.bundle} as project {dest}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from clstudio.engine.models.backbones import list_backbones
     from clstudio.engine.strategies import get_strategy_class, list_strategies
@@ -380,6 +396,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("folder")
     d.add_argument("--per-class", type=int, default=30)
     d.set_defaults(func=cmd_make_demo)
+
+    x = sub.add_parser("export", help="write the project to one .zip bundle")
+    x.add_argument("--project", default=default_project)
+    x.add_argument("bundle")
+    x.set_defaults(func=cmd_export)
+    m = sub.add_parser("import", help="unpack a .zip bundle into a new project folder")
+    m.add_argument("bundle")
+    m.add_argument("--project", required=True, help="the new project folder (must be new or empty)")
+    m.set_defaults(func=cmd_import)
 
     sub.add_parser("list", help="strategies with their settings, and backbones").set_defaults(func=cmd_list)
     return p
