@@ -130,3 +130,13 @@ def test_make_demo_and_list(tmp_path):
     assert (tmp_path / "demo" / "shapes" / "circle").is_dir() and "clstudio train" in out.stdout
     listing = clstudio("list").stdout
     assert "clr" in listing and "efficientnet_lite0" in listing and "epochs=" in listing
+
+
+def test_export_and_import_through_the_cli(trained, tmp_path):
+    project, *_ = trained
+    out = clstudio("export", "--project", str(project), str(tmp_path / "b.zip"))
+    assert "Exported" in out.stdout and (tmp_path / "b.zip").exists()
+    clstudio("import", str(tmp_path / "b.zip"), "--project", str(tmp_path / "copy"))
+    a = json.loads(clstudio("eval", "--project", str(project), "--json").stdout)
+    b = json.loads(clstudio("eval", "--project", str(tmp_path / "copy"), "--json").stdout)
+    assert a["R"][:2] == b["R"][:2]
