@@ -16,25 +16,31 @@ def _home() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def data_dir() -> Path:
+def _dir(kind: str) -> Path:
     home = _home()
-    path = home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    if home:
+        path = home / kind
+    else:
+        finder = {
+            "data": platformdirs.user_data_dir,
+            "config": platformdirs.user_config_dir,
+            "cache": platformdirs.user_cache_dir,
+        }[kind]
+        path = Path(finder(APP_NAME, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def data_dir() -> Path:
+    return _dir("data")
 
 
 def config_dir() -> Path:
-    home = _home()
-    path = home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _dir("config")
 
 
 def cache_dir() -> Path:
-    home = _home()
-    path = home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _dir("cache")
 
 
 def projects_dir() -> Path:

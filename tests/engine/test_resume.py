@@ -57,12 +57,8 @@ def test_resumed_task_is_bit_identical_to_uninterrupted(tmp_path, data, strategy
         p.train_task("stripes")
     ref.train_task("colours")
 
-    def crash_after_epoch_3(e):
-        if isinstance(e, ev.EpochEnded) and e.epoch == 3:
-            raise Crash()
-
     with pytest.raises(Crash):
-        run.train_task("colours", observers=[crash_after_epoch_3])
+        run.train_task("colours", observers=[crash_after(3)])
     assert (run.folder / "checkpoints" / "t2.safetensors").exists()
     again = Project.open(run.folder)
     assert again.resumable_tasks() == ["colours"]
@@ -76,16 +72,24 @@ def test_resumed_task_is_bit_identical_to_uninterrupted(tmp_path, data, strategy
     assert not (again.folder / "checkpoints" / "t2.safetensors").exists()
 
 
-def test_without_resume_an_interrupted_task_starts_over(tmp_path, data):
+def crash_after(epoch: int):
+    def observer(e):
+        if isinstance(e, ev.EpochEnded) and e.epoch == epoch:
+            raise Crash()
+
+    return observer
+
+
+def _crashed_in_epoch_2(tmp_path, data) -> Project:
     p = Project.create(tmp_path / "p", backbone="tiny", config=CFG)
     p.add_task(data[0])
     with pytest.raises(Crash):
-        p.train_task(
-            "stripes",
-            observers=[
-                lambda e: (_ for _ in ()).throw(Crash()) if isinstance(e, ev.EpochEnded) and e.epoch == 2 else None
-            ],
-        )
+        p.train_task("stripes", observers=[crash_after(2)])
+    return p
+
+
+def test_without_resume_an_interrupted_task_starts_over(tmp_path, data):
+    p = _crashed_in_epoch_2(tmp_path, data)
     seen = []
     Project.open(p.folder).train_task("stripes", observers=[seen.append])
     assert not any(isinstance(e, ev.TaskResumed) for e in seen)
@@ -93,15 +97,7 @@ def test_without_resume_an_interrupted_task_starts_over(tmp_path, data):
 
 
 def test_checkpoint_for_other_settings_is_not_resumed(tmp_path, data):
-    p = Project.create(tmp_path / "p", backbone="tiny", config=CFG)
-    p.add_task(data[0])
-    with pytest.raises(Crash):
-        p.train_task(
-            "stripes",
-            observers=[
-                lambda e: (_ for _ in ()).throw(Crash()) if isinstance(e, ev.EpochEnded) and e.epoch == 2 else None
-            ],
-        )
+    p = _crashed_in_epoch_2(tmp_path, data)
     p = Project.open(p.folder)
     p.reconfigure("clr", {**CFG, "lr": 0.02})
     seen = []
