@@ -339,7 +339,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from clstudio import __version__
 
-    default_project = str(projects_dir() / "default") if False else None  # resolved lazily in run()
+    default_project = None  # resolved in run(): creating the data folder is not the parser's business
     p = argparse.ArgumentParser(
         prog="clstudio",
         description="CL Studio: learn image tasks one after another, "

@@ -281,12 +281,15 @@ class MainWindow(QMainWindow):
         if isinstance(event, ev.TaskStarted | ev.EpochEnded | ev.EvalFinished | ev.Cancelled | ev.Failed):
             self.state.curves.apply(event)
             self._dirty = True
+        if isinstance(event, ev.Warning):
+            self.statusBar().showMessage(event.message, 15000)
         if isinstance(event, ev.TaskFinished):
-            self.state.doc = Project.open(self.state.folder).doc  # the worker committed; show it
+            committed = Project.open(self.state.folder)  # the worker committed: show what is on disk
+            self.state.doc = committed.doc
             names, R = self.state.matrix()
             self.matrix.render(names, R, self.state.metrics())
             self.tasks.render(self.state, None, [n for _, n in self.queued_reports])
-            self.sparsity.render(Project.open(self.state.folder).info())
+            self.sparsity.render(committed.info())
             self.classify.render(self.state)
 
     def _training_ended(self, _result: Any = None) -> None:

@@ -218,6 +218,9 @@ class TrainPanel(QWidget):
         elif isinstance(e, ev.TaskFinished):
             self.task_bar.setValue(self.task_bar.maximum())
             self.status.setText(f"Finished '{e.task}' in {fmt_eta(e.seconds)} · best val acc {e.best_val_acc:.1%}")
+        elif isinstance(e, ev.TaskResumed):
+            self.status.setText(f"Continuing '{e.task}' after epoch {e.from_epoch} (it was interrupted).")
+            self.task_bar.setValue(e.from_epoch * max(self._steps, 1))
         elif isinstance(e, ev.Paused):
             self.status.setText(f"Paused '{e.task}'. The model stays loaded; Resume continues from this batch.")
         elif isinstance(e, ev.Cancelled):
