@@ -187,7 +187,14 @@ def train_job(project_folder: Path, task_names: list[str]) -> Callable[[Worker],
     """Trains the given tasks in order, from its own Project instance (the GUI never holds a model)."""
 
     def run(worker: Worker) -> list[str]:
+        import os
+
+        import torch
+
         from clstudio.engine.project import Project
+
+        # Leave a core to the UI thread: with every core busy in torch, the window stalls for hundreds of ms.
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
 
         project = Project.open(project_folder)
         done = []
