@@ -22,9 +22,10 @@ from clstudio.engine.strategies.registry import make_config
 from clstudio.engine.train import Trainer, resolve_device
 
 
-def make(strategy: str, arch: str, device: str, classes: int):
+def make(strategy: str, arch: str, device: str, classes: int, bn: str):
     bb = create_backbone(arch, weights="random")  # timing does not depend on the weight values
-    s = create_strategy(strategy, bb, make_config(strategy), device)
+    config = make_config(strategy, {"bn": bn} if strategy == "clr" else {})
+    s = create_strategy(strategy, bb, config, device)
     s.begin_task("t", classes)
     trainer = Trainer(s, Preprocessing(224, bb.mean, bb.std))
     params = [p for p in s.trainable_parameters() if p.requires_grad]
@@ -40,14 +41,23 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--bn",
+        default="frozen",
+        choices=["frozen", "train"],
+        help="CLR's BN mode: 'frozen' is the app default on pretrained backbones, 'train' the paper's",
+    )
     args = ap.parse_args()
     device = resolve_device(args.device)
-    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, {args.size}×{args.size}\n")
+    print(
+        f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, {args.size}×{args.size}, "
+        f"CLR BN {args.bn}\n"
+    )
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (args.batch, 3, args.size, args.size), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (args.batch,), generator=g)
     for arch in args.backbones.split(","):
-        runs = {name: make(name, arch, device, 10) for name in ("clr", "finetune", "linear_probe")}
+        runs = {name: make(name, arch, device, 10, args.bn) for name in ("clr", "finetune", "linear_probe")}
         times: dict[str, list[float]] = {name: [] for name in runs}
         for r in range(args.rounds + 1):
             for name, (s, trainer, opt, scaler) in runs.items():
