@@ -210,13 +210,6 @@ class Project:
         self._log(TaskAdded(name, tuple(report.classes), len(report.train), len(report.eval_split)), observers)
         return entry
 
-    def remove_untrained_task(self, name: str) -> None:
-        task = self.task(name)
-        if task["trained"]:
-            raise ProjectError(f"Task '{name}' is trained; removing trained tasks is not supported.")
-        self.doc["tasks"] = [t for t in self.tasks if t is not task]
-        project_file.save(self.folder, self.doc)
-
     def _unique_name(self, base: str) -> str:
         names = {t["name"] for t in self.tasks}
         name, n = base, 2

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -136,6 +135,3 @@ def collate_skip_failed(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Te
     xs, ys = zip(*good, strict=True)
     return torch.stack(xs), torch.tensor(ys, dtype=torch.long), failed
 
-
-def uint8_batch_from_arrays(arrays: list[np.ndarray]) -> torch.Tensor:
-    return torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays])

@@ -65,10 +65,6 @@ class ScanReport:
     def eval_split(self) -> list[tuple[str, int]]:
         return self.test or self.val
 
-    @property
-    def images(self) -> int:
-        return len(self.train) + len(self.val) + len(self.test)
-
     def fingerprint(self) -> str:
         """Hash of every used file's relative path and size: tells whether the folder changed since."""
         h = hashlib.sha256()
