@@ -1,4 +1,5 @@
-"""UI event-loop stalls while a CLR task trains on the CPU, in the real main window.
+"""UI event-loop stalls while a CLR task trains on the CPU, in the real main window (training runs in its
+child process, as in the app).
 
     QT_QPA_PLATFORM=offscreen python bench/gui_latency.py [--backbone efficientnet_lite0] [--seconds 60]
 

@@ -33,4 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # the app trains in a spawned child process; needed in frozen builds
     sys.exit(main())

@@ -56,7 +56,7 @@ class Worker(QObject):
         except Cancelled:
             self.cancelled.emit()
         except CLStudioError as e:
-            self.failed.emit(str(e), traceback.format_exc())
+            self.failed.emit(str(e), getattr(e, "child_traceback", "") or traceback.format_exc())
         except Exception as e:  # noqa: BLE001 - any failure is reported, never lost in a thread
             self.failed.emit(f"{type(e).__name__}: {e}", traceback.format_exc())
         else:
@@ -184,27 +184,13 @@ class _Relay(QObject):
 
 
 def train_job(project_folder: Path, task_names: list[str]) -> Callable[[Worker], list[str]]:
-    """Trains the given tasks in order, from its own Project instance (the GUI never holds a model)."""
+    """Trains the given tasks in order in a child process (see train_process: the GUI never holds a model,
+    and torch's GIL-holding work can never stall the window)."""
 
     def run(worker: Worker) -> list[str]:
-        import os
+        from clstudio.gui.train_process import train_in_child
 
-        import torch
-
-        from clstudio.engine.project import Project
-
-        # Leave a core to the UI thread: with every core busy in torch, the window stalls for hundreds of ms.
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-
-        project = Project.open(project_folder)
-        done = []
-        for name in task_names:
-            # The app always continues an interrupted task (a crash should cost at most one epoch).
-            project.train_task(
-                name, observers=[worker.emit_event], cancel=worker.cancel_token, pause=worker.pause_token, resume=True
-            )
-            done.append(name)
-        return done
+        return train_in_child(worker, project_folder, task_names)
 
     return run
 
