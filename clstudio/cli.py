@@ -89,6 +89,9 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("image_size", "image_size"),
         ("seed", "seed"),
         ("augment", "augment"),
+        ("sparsity", "sparsity"),
+        ("replay", "replay"),
+        ("buffer_size", "buffer_size"),
     ):
         if getattr(args, flag, None) is not None:
             values[key] = getattr(args, flag)
@@ -124,7 +127,7 @@ def _open_or_create(args: argparse.Namespace) -> Any:
                 + ". Use a new --project."
             )
         return project
-    print(f"Creating project {folder} (strategy {args.strategy or 'clr'}, backbone {args.backbone})", file=sys.stderr)
+    print(f"Creating project {folder} (strategy {args.strategy or 'clr'})", file=sys.stderr)
     return Project.create(
         folder,
         strategy=args.strategy or "clr",
@@ -207,22 +210,45 @@ def _print_matrix(project: Any) -> None:
     from clstudio.engine import metrics
 
     names = [project.task(t)["name"] for t in project.doc["R_tasks"]]
-    R = project.accuracy_matrix()
-    if not R:
+    if not names:
         print("No trained task yet.")
         return
+    views = [("Task-IL", project.accuracy_matrix(), project.metrics())]
+    if project.accuracy_matrix_class_il() is not None:
+        views.insert(0, ("Class-IL", project.accuracy_matrix_class_il(), project.metrics_class_il()))
     width = max(8, *(len(n) for n in names)) + 2
-    print(
-        f"Accuracy matrix R (Task-IL; row i = after training task i, column j = accuracy on task j), "
-        f"strategy {project.strategy_name}:"
-    )
-    print(" " * width + "".join(f"{n:>{width}}" for n in names))
-    for name, row in zip(names, R, strict=True):
-        print(f"{name:<{width}}" + "".join(f"{'' if v is None else f'{v:.1%}':>{width}}" for v in row))
-    for key, value in project.metrics().items():
-        shown = "n/a" if value is None else (f"{value:+.2%}" if key in ("BWT", "FWT") else f"{value:.2%}")
-        doc = (metrics.FORMULAS[key] or "").split(" — ")[0].strip()
-        print(f"  {key:<11} {shown:>8}    {doc}")
+    for scenario, R, summary in views:
+        print(
+            f"Accuracy matrix R ({scenario}; row i = after training task i, column j = accuracy on task j), "
+            f"strategy {project.strategy_name}:"
+        )
+        print(" " * width + "".join(f"{n:>{width}}" for n in names))
+        for name, row in zip(names, R, strict=True):
+            print(f"{name:<{width}}" + "".join(f"{'' if v is None else f'{v:.1%}':>{width}}" for v in row))
+        for key, value in summary.items():
+            shown = "n/a" if value is None else (f"{value:+.2%}" if key in ("BWT", "FWT") else f"{value:.2%}")
+            doc = (metrics.FORMULAS[key] or "").split(" — ")[0].strip()
+            print(f"  {key:<11} {shown:>8}    {doc}")
+    _print_sparsity(project)
+
+
+def _print_sparsity(project: Any) -> None:
+    report = project.sparsity_report()
+    if not report["tasks"]:
+        return
+    if report["layers"]:
+        print("Weight sparsity per masked layer after each task (fraction of zeros):")
+        names = [t["name"] for t in report["tasks"]]
+        width = max(8, *(len(n) for n in names)) + 2
+        print(f"{'layer':<20}" + "".join(f"{n:>{width}}" for n in names))
+        for i, layer in enumerate(report["layers"]):
+            print(f"{layer:<20}" + "".join(f"{t['sparsity'][i]:>{width}.3f}" for t in report["tasks"]))
+    used, dense = report["flops_used"], report["flops_dense"]
+    if used:
+        print(
+            f"Training FLOPs: {used:.3e} used vs {dense:.3e} for the dense method on the same schedule "
+            f"({dense / used:.2f}x fewer)"
+        )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -238,17 +264,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "R": project.accuracy_matrix(),
-                    **project.metrics(),
-                    "tasks": [project.task(t)["name"] for t in project.doc["R_tasks"]],
-                    "strategy": project.strategy_name,
-                    "scenario": "task-il",
-                }
-            )
-        )
+        out = {
+            "R": project.accuracy_matrix(),
+            **project.metrics(),
+            "tasks": [project.task(t)["name"] for t in project.doc["R_tasks"]],
+            "strategy": project.strategy_name,
+            "scenario": "task-il",
+        }
+        if project.accuracy_matrix_class_il() is not None:
+            out["class_il"] = {"R": project.accuracy_matrix_class_il(), **project.metrics_class_il()}
+            out["sparsity"] = project.sparsity_report()
+        print(json.dumps(out))
     else:
         _print_matrix(project)
     return 0
@@ -357,18 +383,27 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="add tasks (folders of class subfolders) and train every untrained task")
     project_arg(t)
     t.add_argument("--task", action="append", metavar="FOLDER", help="a folder with one subfolder per class; repeat")
-    t.add_argument("--strategy", help="clr (default), linear_probe, finetune — fixed at project creation")
     t.add_argument(
-        "--backbone", default="efficientnet_lite0", help="efficientnet_lite0 (default), resnet18, resnet50, tiny"
+        "--strategy", help="clr (default), sparcl, derpp, er, finetune, linear_probe — fixed at project creation"
+    )
+    t.add_argument(
+        "--backbone",
+        help="efficientnet_lite0 (default), resnet18, resnet50, resnet18_cifar (SparCL paper preset), tiny",
     )
     t.add_argument("--backbone-weights", metavar="FILE", help="ImageNet weights file for resnet18/resnet50")
-    t.add_argument("--preset", help="'faithful' reproduces the paper's recipe; default 'app' suits small folders")
+    t.add_argument(
+        "--preset",
+        help="'faithful' (CLR) or 'paper' (SparCL/DER++/ER) reproduces the paper's recipe; default suits small folders",
+    )
+    t.add_argument("--sparsity", type=float, help="SparCL weight sparsity (0.75, 0.90, 0.95 in the paper)")
+    t.add_argument("--replay", choices=["derpp", "er"], help="rehearsal of SparCL / DER++ / ER")
+    t.add_argument("--buffer", type=int, dest="buffer_size", help="rehearsal buffer size in samples")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--image-size", type=int)
     t.add_argument("--seed", type=int)
-    t.add_argument("--augment", choices=["none", "light"])
+    t.add_argument("--augment", choices=["none", "light", "crop_pad"])
     t.add_argument("--resume", action="store_true", help="continue an interrupted task from its last epoch checkpoint")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any strategy setting (see `clstudio list`)")
     t.set_defaults(func=cmd_train)

@@ -89,8 +89,16 @@ class TaskFinished(Event):
 class SparsityUpdated(Event):
     task: str
     epoch: int
-    per_layer: tuple[tuple[str, float], ...]
-    flops_ratio: float
+    per_layer: tuple[tuple[str, float], ...]  # (layer, fraction of zero weights)
+    flops_ratio: float  # dense-equivalent training FLOPs ÷ FLOPs used so far in this task (≥ 1: savings)
+
+
+@dataclass(frozen=True)
+class DataRemoved(Event):
+    task: str
+    epoch: int
+    removed: int  # samples dropped at this stage (DDR)
+    remaining: int  # current-task samples still trained on
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from clstudio.engine.storage import (
 )
 from clstudio.engine.strategies import create_strategy
 from clstudio.engine.strategies.base import Strategy
-from clstudio.engine.strategies.registry import make_config
+from clstudio.engine.strategies.registry import get_strategy_class, make_config
 from clstudio.engine.train import TaskData, Trainer, resolve_device
 
 HISTORY_EVENTS = {"TaskStarted", "EpochEnded", "EvalFinished", "TaskFinished", "Cancelled", "Failed", "TaskAdded"}
@@ -64,7 +64,7 @@ class Project:
         cls,
         folder: str | Path,
         strategy: str = "clr",
-        backbone: str = "efficientnet_lite0",
+        backbone: str | None = None,
         config: dict[str, Any] | None = None,
         preset: str | None = None,
         backbone_weights: str = "pretrained",
@@ -77,6 +77,9 @@ class Project:
         if folder.exists() and any(folder.iterdir()):
             raise ProjectError(f"{folder} is not empty; choose a new or empty folder for the project.")
         cfg = make_config(strategy, config, preset)
+        if backbone is None:  # a preset may name its backbone (SparCL's paper preset: CIFAR ResNet-18)
+            presets = getattr(get_strategy_class(strategy), "PRESET_BACKBONES", {})
+            backbone = presets.get(preset or "", "efficientnet_lite0")
         bb = create_backbone(backbone, backbone_weights, backbone_weights_file)
         size = cfg.image_size or bb.image_size
         prep = Preprocessing(size, bb.mean, bb.std)
@@ -167,6 +170,16 @@ class Project:
     def metrics(self) -> dict[str, float | None]:
         return metrics.summary(self.doc["R"])
 
+    def accuracy_matrix_class_il(self) -> list[list[float | None]] | None:
+        """R in Class-IL (argmax over every class seen), for one-head strategies; None for the others."""
+        if "R_class_il" not in self.doc:
+            return None
+        T = len(self.doc["R_class_il"])
+        return [list(row) + [None] * (T - len(row)) for row in self.doc["R_class_il"]]
+
+    def metrics_class_il(self) -> dict[str, float | None] | None:
+        return metrics.summary(self.doc["R_class_il"]) if "R_class_il" in self.doc else None
+
     def task_index(self, task: dict[str, Any]) -> dict[str, Any]:
         return read_json(self.folder / task["index"])
 
@@ -254,6 +267,16 @@ class Project:
         return strategy
 
     @property
+    def class_incremental(self) -> bool:
+        """One shared head over all classes (rehearsal strategies): R is kept in Class-IL too."""
+        return bool(getattr(get_strategy_class(self.strategy_name), "class_incremental", False))
+
+    def _task_data(self, task_id: str) -> TaskData:
+        task = self.task(task_id)
+        index = self.task_index(task)
+        return TaskData(index["root"], _pairs(index["train"]), _pairs(index["val"]), len(index["classes"]))
+
+    @property
     def strategy(self) -> Strategy:
         if self._strategy is None:
             self._strategy = self._build_strategy()
@@ -263,7 +286,14 @@ class Project:
         self, observers: Sequence[Observer] = (), cancel: CancelToken | None = None, pause: PauseToken | None = None
     ) -> Trainer:
         if self._trainer is None:
-            self._trainer = Trainer(self.strategy, self.preprocessing)
+            if self.class_incremental:
+                from clstudio.engine.sparcl.trainer import RehearsalTrainer
+
+                rehearsal = RehearsalTrainer(self.strategy, self.preprocessing)
+                rehearsal.task_source = self._task_data
+                self._trainer = rehearsal
+            else:
+                self._trainer = Trainer(self.strategy, self.preprocessing)
         t = self._trainer
         t.observers = [*observers, self._history_observer]
         t.cancel = cancel or CancelToken()
@@ -300,7 +330,6 @@ class Project:
             raise ProjectError(f"Task '{name}' is already trained; every earlier task stays as it is.")
         trainer = self.trainer(observers, cancel, pause)
         strategy = self.strategy
-        index = self.task_index(task)
         before = strategy.shared_state()
         start = time.monotonic()
         new_files: list[Path] = []
@@ -311,13 +340,13 @@ class Project:
             result = trainer.fit(
                 task["name"],
                 task["id"],
-                TaskData(index["root"], _pairs(index["train"]), _pairs(index["val"]), len(index["classes"])),
+                self._task_data(task["id"]),
                 seed=strategy.config.seed,
                 checkpoint=ckpt,
                 signature=self._checkpoint_signature(task),
             )
             trainable = strategy.count_trainable()
-            row = self._evaluate_row(trainer, extra=task)
+            row, row_cil = self._evaluate_rows(trainer, extra=task)
             rel = f"weights/task-{task['id']}.safetensors"
             meta = {
                 "kind": "task",
@@ -345,8 +374,11 @@ class Project:
                 seconds=round(result.seconds, 2),
                 device=str(strategy.device),
                 skipped_images=result.skipped_images,
+                **result.extra,
             )
             self.doc["R"].append([row[t] for t in self.doc["R_tasks"] + [task["id"]]])
+            if row_cil is not None:
+                self.doc.setdefault("R_class_il", []).append([row_cil[t] for t in self.doc["R_tasks"] + [task["id"]]])
             self.doc["R_tasks"].append(task["id"])
             try:
                 project_file.save(self.folder, self.doc)  # the commit point
@@ -406,18 +438,24 @@ class Project:
         rels = {t.get("weights") for t in self.doc["tasks"]} | {self.doc.get("shared_weights")}
         return any(r and (self.folder / r) == path for r in rels)
 
-    def _evaluate_row(self, trainer: Trainer, extra: dict[str, Any] | None = None) -> dict[str, float]:
+    def _evaluate_rows(
+        self, trainer: Trainer, extra: dict[str, Any] | None = None
+    ) -> tuple[dict[str, float], dict[str, float] | None]:
+        """Task-IL accuracy of every trained task (and Class-IL, for one-head strategies), by task id."""
         tasks = self.trained_tasks() + ([extra] if extra is not None else [])
-        row = {}
+        row: dict[str, float] = {}
+        row_cil: dict[str, float] | None = {} if self.class_incremental else None
         for t in tasks:
             index = self.task_index(t)
             eval_items = _pairs(index["test"] or index["val"])
             row[t["id"]] = trainer.evaluate_task(t["id"], index["root"], eval_items)
-        return row
+            if row_cil is not None:
+                row_cil[t["id"]] = trainer.evaluate_task_class_il(t["id"], index["root"], eval_items)  # type: ignore[attr-defined]
+        return row, row_cil
 
     def evaluate(self, observers: Sequence[Observer] = (), cancel: CancelToken | None = None) -> list[float]:
         """Re-evaluate every trained task with the model as stored now (the last row of R, recomputed)."""
-        row = self._evaluate_row(self.trainer(observers, cancel))
+        row, _ = self._evaluate_rows(self.trainer(observers, cancel))
         return [row[t] for t in self.doc["R_tasks"]]
 
     # --- classify ----------------------------------------------------------------------------------------
@@ -474,6 +512,28 @@ class Project:
             "shared_bytes": (self.folder / shared).stat().st_size if shared and (self.folder / shared).exists() else 0,
             "image_size": self.preprocessing.image_size,
             "tasks": tasks,
+            "class_incremental": self.class_incremental,
+            "sparsity": self.sparsity_report() if self.class_incremental else None,
+        }
+
+    def sparsity_report(self) -> dict[str, Any]:
+        """Per-layer weight sparsity after each trained task (layers × tasks, for the heatmap) and the
+        training FLOPs used vs the dense method on the same schedule, summed over tasks."""
+        trained = [self.task(t) for t in self.doc["R_tasks"]]
+        layers = list(trained[-1].get("sparsity", {})) if trained else []
+        return {
+            "layers": layers,
+            "tasks": [
+                {
+                    "name": t["name"],
+                    "sparsity": [t.get("sparsity", {}).get(k, 0.0) for k in layers],
+                    "flops_used": t.get("flops_used", 0.0),
+                    "flops_dense": t.get("flops_dense", 0.0),
+                }
+                for t in trained
+            ],
+            "flops_used": sum(t.get("flops_used", 0.0) for t in trained),
+            "flops_dense": sum(t.get("flops_dense", 0.0) for t in trained),
         }
 
     # --- history -----------------------------------------------------------------------------------------

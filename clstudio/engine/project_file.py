@@ -95,10 +95,19 @@ def validate(doc: Any, path: Path) -> dict[str, Any]:
             raise ProjectError(f"{where}: two tasks share the id '{tid}' or name '{name}'.")
         ids.add(tid)
         names.add(name)
-    R = _expect(doc, "R", list, where)
     order = _expect(doc, "R_tasks", list, where)
     trained_ids = {t["id"] for t in tasks if t["trained"]}
-    if len(R) != len(order) or not all(isinstance(t, str) and t in trained_ids for t in order):
+    if not all(isinstance(t, str) and t in trained_ids for t in order):
+        raise ProjectError(f"{where}: the accuracy matrix does not match the task list.")
+    _check_matrix(_expect(doc, "R", list, where), len(order), where)
+    if "R_class_il" in doc:
+        _check_matrix(_expect(doc, "R_class_il", list, where), len(order), where)
+    return doc
+
+
+def _check_matrix(R: list, tasks: int, where: str) -> None:
+    """Lower-triangular rows, one per trained task, values in [0, 1]."""
+    if len(R) != tasks:
         raise ProjectError(f"{where}: the accuracy matrix does not match the task list.")
     for i, row in enumerate(R):
         if not isinstance(row, list) or len(row) != i + 1:
@@ -106,7 +115,6 @@ def validate(doc: Any, path: Path) -> dict[str, Any]:
         for v in row:
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= v <= 1.0:  # NaN fails too
                 raise ProjectError(f"{where}: accuracy matrix values must be numbers between 0 and 1.")
-    return doc
 
 
 def new_document(backbone: dict[str, Any], strategy: dict[str, Any], preprocessing: dict[str, Any]) -> dict[str, Any]:

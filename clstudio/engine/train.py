@@ -12,7 +12,7 @@ import contextlib
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ class FitResult:
     epochs_run: int
     seconds: float
     skipped_images: int
+    extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific facts stored with the task
 
 
 class Trainer:

@@ -72,7 +72,7 @@ class MainWindow(QMainWindow):
             (self.train, "Train"),
             (self.curves, "Accuracy curves"),
             (self.matrix, "Accuracy matrix"),
-            (self.sparsity, "Cost per task"),
+            (self.sparsity, "Sparsity & cost"),
             (self.classify, "Classify"),
         ):
             self.tabs.addTab(panel, title)
@@ -132,7 +132,7 @@ class MainWindow(QMainWindow):
         self.train.set_running(self.training is not None, can_start=bool(self.state.pending))
         self.curves.render(self.state.curves)
         names, R = self.state.matrix()
-        self.matrix.render(names, R, self.state.metrics())
+        self.matrix.render(names, R, self.state.metrics(), self.state.class_il())
         self.sparsity.render(Project.open(self.state.folder).info())
         self.classify.render(self.state)
 
@@ -275,6 +275,7 @@ class MainWindow(QMainWindow):
 
     def on_event(self, event: ev.Event) -> None:
         self.train.on_event(event)
+        self.sparsity.on_event(event)
         if isinstance(event, ev.TaskStarted):
             self.training = event.task
             self.tasks.render(self.state, self.training, [n for _, n in self.queued_reports])
@@ -287,7 +288,7 @@ class MainWindow(QMainWindow):
             committed = Project.open(self.state.folder)  # the worker committed: show what is on disk
             self.state.doc = committed.doc
             names, R = self.state.matrix()
-            self.matrix.render(names, R, self.state.metrics())
+            self.matrix.render(names, R, self.state.metrics(), self.state.class_il())
             self.tasks.render(self.state, None, [n for _, n in self.queued_reports])
             self.sparsity.render(committed.info())
             self.classify.render(self.state)

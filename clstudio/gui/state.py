@@ -96,5 +96,12 @@ class ProjectState:
     def metrics(self) -> dict[str, float | None]:
         return metrics.summary(self.doc.get("R", []))
 
+    def class_il(self) -> tuple[list[list[float | None]], dict[str, float | None]] | None:
+        """R and its summary in Class-IL, for one-head strategies (None for per-task-head ones)."""
+        if "R_class_il" not in self.doc:
+            return None
+        R = self.doc["R_class_il"]
+        return [list(row) + [None] * (len(R) - len(row)) for row in R], metrics.summary(R)
+
     def task(self, name: str) -> dict[str, Any] | None:
         return next((t for t in self.tasks if t["name"] == name), None)

@@ -85,6 +85,22 @@ def augment_light(img: torch.Tensor, generator: torch.Generator | None = None) -
     return crop
 
 
+def augment_crop_pad(img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """CIFAR's RandomCrop(S, padding=S/8) + horizontal flip (SparCL / mammoth): zero-pad, crop back to S."""
+    _, h, w = img.shape
+    pad = max(1, h // 8)
+    padded = F.pad(img, (pad, pad, pad, pad))
+    top = int(torch.randint(0, 2 * pad + 1, (1,), generator=generator))
+    left = int(torch.randint(0, 2 * pad + 1, (1,), generator=generator))
+    crop = padded[:, top : top + h, left : left + w]
+    if torch.rand(1, generator=generator).item() < 0.5:
+        crop = crop.flip(-1)
+    return crop.contiguous()
+
+
+AUGMENTATIONS = {"light": augment_light, "crop_pad": augment_crop_pad}
+
+
 class ImageListDataset(Dataset):
     """(path, label) items → (uint8 image [3,S,S], label); label −1 marks a file that failed to decode."""
 
@@ -121,8 +137,8 @@ class ImageListDataset(Dataset):
                 return torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8), -1
             if self.cache:
                 self.cache.put(path, img)
-        if self.augment == "light":
-            img = augment_light(img)
+        if self.augment in AUGMENTATIONS:
+            img = AUGMENTATIONS[self.augment](img)
         return img, label
 
 
@@ -134,4 +150,3 @@ def collate_skip_failed(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Te
         return torch.empty(0, 3, 1, 1, dtype=torch.uint8), torch.empty(0, dtype=torch.long), failed
     xs, ys = zip(*good, strict=True)
     return torch.stack(xs), torch.tensor(ys, dtype=torch.long), failed
-

@@ -213,3 +213,23 @@ def _tiny(weights: str, weights_file: str | None) -> Backbone:
     finally:
         torch.random.set_rng_state(gen_state)
     return Backbone("tiny", model, 32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 32, "random", "random (seed 0)")
+
+
+# --- resnet18_cifar: SparCL's paper preset --------------------------------------------------------------
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2615)
+
+
+@register_backbone("resnet18_cifar", "CIFAR ResNet-18 (11.2M params, 32 px, random init: SparCL's paper preset)")
+def _resnet18_cifar(weights: str, weights_file: str | None) -> Backbone:
+    from clstudio.engine.models.resnet_cifar import CifarResNet18
+
+    # Trained from scratch in the paper; a fixed seed makes the anchor reproducible and it is stored anyway.
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    try:
+        model = CifarResNet18()
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return Backbone("resnet18_cifar", model, 512, CIFAR_MEAN, CIFAR_STD, 32, "random", "random (seed 0)")

@@ -1,11 +1,13 @@
 """The accuracy matrix R as a heatmap (rows: after task i, columns: task j), values written in the cells,
-fixed colour scale 0-1, and ACC / BWT / forgetting badges whose tooltips give the formulas."""
+fixed colour scale 0-1, and ACC / BWT / forgetting badges whose tooltips give the formulas. One-head
+strategies (SparCL, DER++, ER) have two matrices: Task-IL (argmax inside the task's classes) and Class-IL
+(argmax over every class seen); a selector switches between them."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from clstudio.engine import metrics
 
@@ -35,16 +37,42 @@ class MatrixPanel(QWidget):
             label.setStyleSheet(BADGE)
             label.setToolTip(metrics.FORMULAS[key])
         self.empty = QLabel("The matrix fills in as tasks finish: row i is measured right after task i is learned.")
+        self.scenario = QComboBox()
+        self.scenario.addItems(["Class-IL", "Task-IL"])
+        self.scenario.setToolTip(
+            "Class-IL: the model must pick among every class learned so far (harder). "
+            "Task-IL: it is told the task and picks among that task's classes."
+        )
+        self.scenario.currentTextChanged.connect(lambda _: self._draw())
+        self.views: dict[str, tuple[list[list[float | None]], dict[str, float | None]]] = {}
+        self.names: list[str] = []
         badges = QHBoxLayout()
         for label in self.badges.values():
             badges.addWidget(label)
         badges.addStretch(1)
+        badges.addWidget(self.scenario)
         layout = QVBoxLayout(self)
         layout.addLayout(badges)
         layout.addWidget(self.empty)
         layout.addWidget(self.plot, 1)
 
-    def render(self, names: list[str], R: list[list[float | None]], summary: dict[str, float | None]) -> None:
+    def render(
+        self,
+        names: list[str],
+        R: list[list[float | None]],
+        summary: dict[str, float | None],
+        class_il: tuple[list[list[float | None]], dict[str, float | None]] | None = None,
+    ) -> None:
+        self.names = names
+        self.views = {"Task-IL": (R, summary)}
+        if class_il is not None:
+            self.views["Class-IL"] = class_il
+        self.scenario.setVisible(class_il is not None)
+        self._draw()
+
+    def _draw(self) -> None:
+        names = self.names
+        R, summary = self.views.get(self.scenario.currentText()) or self.views["Task-IL"]
         T = len(R)
         self.values = np.array([[np.nan if v is None else v for v in row] for row in R], dtype=float).reshape(T, T)
         for t in self.texts:

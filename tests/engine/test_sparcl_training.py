@@ -1,0 +1,210 @@
+"""SparCL / DER++ / ER through the real training loop and project (sparcl.md §12), on tiny generated folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from clstudio.cli import run as cli_run
+from clstudio.engine import events as ev
+from clstudio.engine.cancel import CancelToken
+from clstudio.engine.data.synthetic import make_task_folder
+from clstudio.engine.errors import Cancelled
+from clstudio.engine.project import Project
+
+FAST = dict(epochs=10, batch_size=8, lr=0.05, buffer_size=24, augment="none", dgm_refresh=3)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sparcl-data")
+    return [
+        make_task_folder(d / "stripes", ("horizontal", "vertical"), 40, size=32, seed=1),
+        make_task_folder(d / "colours", ("red", "green"), 40, size=32, seed=2),
+        make_task_folder(d / "shapes", ("circle", "square"), 40, size=32, seed=3),
+    ]
+
+
+class Watcher:
+    """Checks the loop's invariants as it runs (through the trainer's probe) and records what it saw."""
+
+    def __init__(self, project: Project) -> None:
+        self.s = project.strategy
+        self.cfg = self.s.config
+        self.removed: dict[str, set[int]] = {}
+        self.ddr_sizes: dict[str, list[int]] = {}
+        self.first_epoch_indices: dict[str, set[int]] = {}
+        self.replayed: dict[str, int] = {}
+        self.updates: list[int] = []
+        self.support: dict[str, torch.Tensor] = {}
+        self.refresh_density: list[float] = []
+
+    def __call__(self, kind: str, facts: dict) -> None:
+        getattr(self, kind)(**facts)
+
+    def mask_update(self, epoch, step, before):
+        self.updates.append(epoch)
+        masks = self.s.masks
+        for name, conv in masks.layers.items():
+            n, mask = conv.weight.numel(), masks.masks[name]
+            grown = mask & ~before[name]
+            assert (conv.weight[grown] == 0).all(), "grown weights start at 0"
+            if step.grow_to is not None and step.grow_to < step.shrink_to:
+                assert step.grow_to * n <= int((~mask).sum()) < step.grow_to * n + 1
+            else:
+                assert int((~mask).sum()) >= step.shrink_to * n - 1
+            g = self.s.retained_grads.get(name)
+            if g is not None:  # the CWI gradient is the retained, masked one: zero where the old mask was off
+                assert (g[~before[name]] == 0).all()
+
+    def ddr(self, epoch, removed, scores):
+        task = self.s.active
+        kept_before = set(range(len(scores))) - self.removed.get(task, set())
+        kept_after = kept_before - set(removed.tolist())
+        assert scores[removed].max() <= min(scores[list(kept_after)])  # ties aside: easiest go first
+        self.removed.setdefault(task, set()).update(removed.tolist())
+        self.ddr_sizes.setdefault(task, []).append(len(kept_after))
+
+    def step(self, epoch, batch, indices, replayed, task, dgm):
+        assert not set(indices.tolist()) & self.removed.get(task, set()), "a removed sample came back"
+        if epoch == 0:
+            self.first_epoch_indices.setdefault(task, set()).update(indices.tolist())
+        self.replayed[task] = self.replayed.get(task, 0) + replayed
+        masks = self.s.masks
+        for name, conv in masks.layers.items():
+            assert (conv.weight[~masks.masks[name]] == 0).all(), "a masked weight moved"
+            nz = conv.weight.grad != 0
+            if batch % self.cfg.dgm_refresh == 0:
+                self.support[name] = nz.clone()
+                self.refresh_density.append(float(nz.float().mean()))
+            else:
+                assert not (nz & ~self.support[name]).any(), "update outside the DGM support"
+        stem = self.s.features.features[0].weight
+        assert (stem != 0).all(), "the stem is dense and never masked"
+
+
+def test_sparcl_invariants_in_the_training_loop(tmp_path, folders):
+    p = Project.create(tmp_path / "p", strategy="sparcl", backbone="tiny", config=FAST)
+    for f in folders[:2]:
+        p.add_task(f)
+    watch = Watcher(p)
+    trainer = p.trainer()
+    trainer.probe = watch
+    events: list = []
+    p.train_pending(observers=[events.append])
+
+    # TDM: updates only at the schedule's epochs (every epoch for 10 epochs), masks stay at the budget
+    assert watch.updates == list(range(10)) * 2
+    for name, frac in p.strategy.masks.sparsity().items():
+        n = p.strategy.masks.layers[name].weight.numel()
+        assert int(round(frac * n)) >= 0.75 * n - 1
+    # DDR: 4 stages (epochs 1-4 of 10) of int(0.3·N/4), only the current task, full data again next task
+    n_train = p.tasks[0]["train_images"]
+    per = int(0.3 * n_train / 4)
+    assert watch.ddr_sizes["t1"] == [n_train - per * k for k in range(1, 5)]
+    assert len(watch.first_epoch_indices["t2"]) >= p.tasks[1]["train_images"] - FAST["batch_size"] + 1
+    # DGM: density at refresh = min(1 − s, 1 − gs) = 0.2 (or a little less where gradients are exactly 0)
+    assert watch.refresh_density and all(0.15 <= d <= 0.2 + 1e-3 for d in watch.refresh_density)
+    # Replay: none on the first task though the buffer filled, then on every step
+    assert watch.replayed["t1"] == 0 and watch.replayed["t2"] > 0
+    buf = p.strategy.buffer
+    assert len(buf) == FAST["buffer_size"] and set(buf.task.tolist()) <= {1, 2}
+    second = buf.task == 2
+    assert second.any() and (buf.width[second] == 4).all()
+    assert (buf.logits[second][:, :2] != 0).all()  # DER++ stores raw, unmasked logits
+    # Events and stored report
+    assert any(isinstance(e, ev.SparsityUpdated) and e.per_layer for e in events)
+    assert sum(isinstance(e, ev.DataRemoved) for e in events) == 8
+    report = p.sparsity_report()
+    assert report["layers"] == ["features.3", "features.6"]
+    assert report["flops_dense"] / report["flops_used"] > 2.5
+    assert len(p.doc["R_class_il"]) == 2 and len(p.doc["R_class_il"][1]) == 2
+
+
+def test_reopen_restores_buffer_masks_and_predictions(tmp_path, folders):
+    p = Project.create(tmp_path / "p", strategy="sparcl", backbone="tiny", config={**FAST, "epochs": 3})
+    for f in folders[:2]:
+        p.add_task(f)
+    p.train_pending()
+    image = sorted(folders[1].rglob("*.png"))[0]
+    before = p.classify([image], "colours")
+    again = Project.open(p.folder)
+    assert again.classify([image], "colours") == before
+    s1, s2 = p.strategy, again.strategy
+    assert torch.equal(s1.buffer.logits, s2.buffer.logits) and torch.equal(s1.buffer.item, s2.buffer.item)
+    assert all(torch.equal(s1.masks.masks[k], s2.masks.masks[k]) for k in s1.masks.masks)
+    assert [c for c, _ in before[0]["top"]] and {c for c, _ in before[0]["top"]} <= {"red", "green"}  # Task-IL view
+
+
+def test_cancel_rolls_back_head_masks_and_buffer(tmp_path, folders):
+    p = Project.create(tmp_path / "p", strategy="sparcl", backbone="tiny", config={**FAST, "epochs": 3})
+    for f in folders[:2]:
+        p.add_task(f)
+    p.train_task("stripes")
+    saved = {k: v.clone() for k, v in p.strategy.shared_state().items()}
+    token = CancelToken()
+
+    def cancel(event):
+        if isinstance(event, ev.StepProgress) and event.epoch == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        p.train_task("colours", observers=[cancel], cancel=token)
+    now = p.strategy.shared_state()
+    assert set(now) == set(saved) and all(torch.equal(now[k], saved[k]) for k in saved)
+    assert p.strategy.head.out_features == 2 and [t["trained"] for t in p.tasks] == [True, False]
+    p.train_task("colours")  # still usable
+    assert p.strategy.head.out_features == 4
+
+
+def test_dense_rehearsal_baselines_run(tmp_path, folders):
+    for name in ("er", "derpp"):
+        dense = {k: v for k, v in FAST.items() if k != "dgm_refresh"}
+        p = Project.create(tmp_path / name, strategy=name, backbone="tiny", config={**dense, "epochs": 2})
+        for f in folders[:2]:
+            p.add_task(f)
+        p.train_pending()
+        assert p.strategy.masks is None and len(p.doc["R_class_il"]) == 2
+        assert p.sparsity_report()["layers"] == []
+        assert p.tasks[1]["flops_used"] == pytest.approx(p.tasks[1]["flops_dense"])  # dense: ratio exactly 1
+
+
+def test_three_task_cli_run(tmp_path, folders, capsys):
+    project = tmp_path / "cli"
+    args = [
+        "train",
+        "--project",
+        str(project),
+        "--strategy",
+        "sparcl",
+        "--sparsity",
+        "0.9",
+        "--replay",
+        "derpp",
+        "--buffer",
+        "30",
+        "--backbone",
+        "tiny",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "8",
+        "--augment",
+        "none",
+    ]
+    for f in folders:
+        args += ["--task", str(f)]
+    assert cli_run(args) == 0
+    out = capsys.readouterr().out
+    assert "Class-IL" in out and "Task-IL" in out and "Training FLOPs" in out
+    assert cli_run(["eval", "--project", str(project), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["tasks"] == ["stripes", "colours", "shapes"]
+    cil = np.array([[v if v is not None else np.nan for v in row] for row in result["class_il"]["R"]])
+    assert cil.shape == (3, 3) and np.isnan(cil[0, 1])
+    assert result["strategy"] == "sparcl" and len(result["sparsity"]["tasks"]) == 3
+    assert all(min(t["sparsity"]) >= 0.89 for t in result["sparsity"]["tasks"])
+    assert result["sparsity"]["flops_dense"] / result["sparsity"]["flops_used"] > 3
