@@ -201,3 +201,30 @@ def test_close_during_training_cancels_and_joins(qtbot, window, folders):
     window.close()
     assert asked and not window.jobs.busy
     assert not Project.open(window.state.folder).tasks[0]["trained"]
+
+
+def test_training_process_killed_mid_task_gives_a_readable_error_and_resumes(qtbot, window, folders):
+    """Training runs in a child process; if the OS kills it, the app says so and the next Start resumes."""
+    import multiprocessing
+    import os
+    import signal
+
+    add_tasks(qtbot, window, [folders["stripes"]])
+    window.train.form.editors["epochs"][0].setValue(8)
+    seen: list = []
+    original = window.on_event
+    window.on_event = lambda e: (seen.append(e), original(e))
+    window.train.start.click()
+    qtbot.waitUntil(lambda: any(isinstance(e, ev.EpochEnded) and e.epoch == 2 for e in seen), timeout=60000)
+    children = [c for c in multiprocessing.active_children() if c.name == "clstudio-train"]
+    assert len(children) == 1
+    os.kill(children[0].pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=30000)
+    assert "stopped unexpectedly" in (window.last_error or "")
+    assert [t["trained"] for t in window.state.tasks] == [False]
+    seen.clear()
+    train_all(qtbot, window)
+    assert [t["trained"] for t in window.state.tasks] == [True]
+    resumed = [e for e in seen if isinstance(e, ev.TaskResumed)]
+    # it continued from its last saved epoch (1 or 2: the kill races the save of epoch 2)
+    assert resumed and resumed[0].from_epoch >= 1
