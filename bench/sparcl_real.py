@@ -31,7 +31,12 @@ METHODS = {
     "sparcl-0.75": ("sparcl", {"sparsity": 0.75}),
     "sparcl-0.90": ("sparcl", {"sparsity": 0.90}),
     "sparcl-0.95": ("sparcl", {"sparsity": 0.95}),
+    # ablations at 0.75: one mechanism at a time (not in the default --methods)
+    "tdm-0.75": ("sparcl", {"sparsity": 0.75, "ddr": False, "dgm": False}),
+    "ddr": ("sparcl", {"tdm": False, "dgm": False}),
+    "tdm+dgm-0.75": ("sparcl", {"sparsity": 0.75, "ddr": False}),
 }
+DEFAULT_METHODS = "er,derpp,sparcl-0.75,sparcl-0.90,sparcl-0.95"
 
 
 def run(method: str, folders: list[Path], work: Path, epochs: int, buffer: int, seed: int) -> dict:
@@ -78,7 +83,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5, help="per task, the same for every method (paper: 50)")
     ap.add_argument("--buffer", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated, from: {', '.join(METHODS)}")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "clstudio-bench-sparcl"))
     args = ap.parse_args()

@@ -237,7 +237,7 @@ def _print_sparsity(project: Any) -> None:
     if not report["tasks"]:
         return
     if report["layers"]:
-        print("Weight sparsity per masked layer after each task (fraction of zeros):")
+        print("Weight sparsity per masked layer after each task (fraction of weights masked out):")
         names = [t["name"] for t in report["tasks"]]
         width = max(8, *(len(n) for n in names)) + 2
         print(f"{'layer':<20}" + "".join(f"{n:>{width}}" for n in names))

@@ -2,7 +2,8 @@
 
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1400x900x24" python scripts/screenshots.py [--backbone tiny]
 
-Writes docs/screenshots/*.png. Uses a throw-away CLSTUDIO_HOME, so your own projects are untouched.
+Writes docs/screenshots/*.png: a CLR run (01-09) and a SparCL run (10-13). Uses a throw-away CLSTUDIO_HOME,
+so your own projects are untouched.
 """
 
 from __future__ import annotations
@@ -12,15 +13,103 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SPARCL_SHOTS = {"epochs": 15, "batch_size": 16}
+
+
+class Shooter:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def pump(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.app.processEvents()
+            time.sleep(0.02)
+
+    def shot(self, name: str, widget: Any) -> None:
+        self.pump(0.4)
+        widget.grab().save(str(OUT / f"{name}.png"))
+        print("saved", OUT / f"{name}.png")
+
+    def wait(self, cond: Callable[[], bool], timeout: float = 1800) -> None:
+        end = time.monotonic() + timeout
+        while not cond() and time.monotonic() < end:
+            self.pump(0.1)
+
+
+def watch(w: Any) -> list:
+    seen: list = []
+    original = w.on_event
+    w.on_event = lambda e: (seen.append(e), original(e))
+    return seen
+
+
+def add_tasks(sh: Shooter, w: Any, folders: list[Path], preflight: Callable | None = None) -> None:
+    w.confirm_preflight = preflight or (lambda report: report.name)
+    w.handle_dropped(folders)
+    sh.wait(lambda: len(w.state.tasks) == len(folders) and not w.jobs.busy)
+
+
+def clr_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
+    from clstudio.engine import events as ev
+    from clstudio.gui.panels.preflight import PreflightDialog
+
+    sh.shot("01-empty-project", w)
+
+    def preflight(report: Any) -> str:
+        d = PreflightDialog(report, w)
+        d.show()
+        sh.shot(f"02-preflight-{report.name}", d)
+        name = d.task_name()
+        d.close()
+        return name
+
+    add_tasks(sh, w, [shapes, colours], preflight)
+    sh.shot("03-tasks-added", w)
+    seen = watch(w)
+    w.train.start.click()
+    sh.wait(lambda: sum(isinstance(e, ev.EpochEnded) for e in seen) >= 3)
+    sh.shot("04-training", w)
+    w.tabs.setCurrentWidget(w.curves)
+    sh.shot("05-curves-live", w)
+    sh.wait(lambda: w.training is None and not w.jobs.busy)
+    for i, (panel, name) in enumerate(((w.curves, "curves"), (w.matrix, "matrix"), (w.sparsity, "cost-per-task")), 6):
+        w.tabs.setCurrentWidget(panel)
+        sh.shot(f"{i:02d}-{name}", w)
+    w.tabs.setCurrentWidget(w.classify)
+    w.classify.task.setCurrentText("colours")
+    w.classify.request([str(sorted((colours / c).iterdir())[0]) for c in ("red", "green", "blue")])
+    sh.wait(lambda: len(w.classify.cards) == 3, 120)
+    sh.shot("09-classify", w)
+
+
+def sparcl_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
+    from clstudio.engine import events as ev
+
+    add_tasks(sh, w, [shapes, colours])
+    sh.shot("10-sparcl-settings", w)
+    seen = watch(w)
+    w.train.start.click()
+    w.tabs.setCurrentWidget(w.sparsity)
+    sh.wait(lambda: any(isinstance(e, ev.TaskStarted) and e.task == "colours" for e in seen))
+    sh.wait(lambda: sum(isinstance(e, ev.SparsityUpdated) and e.task == "colours" for e in seen) >= 3)
+    sh.shot("11-sparcl-sparsity-live", w)
+    sh.wait(lambda: w.training is None and not w.jobs.busy)
+    sh.shot("12-sparcl-sparsity", w)
+    w.tabs.setCurrentWidget(w.matrix)
+    sh.shot("13-sparcl-matrix-class-il", w)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--backbone", default="efficientnet_lite0")
+    ap.add_argument("--backbone", default="efficientnet_lite0", help="the CLR run's backbone")
     ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--only", choices=["clr", "sparcl"], help="shoot one strategy's run only")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="clstudio-shots-"))
     os.environ["CLSTUDIO_HOME"] = str(home)
@@ -28,71 +117,36 @@ def main() -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from clstudio.engine import events as ev
     from clstudio.engine.data.synthetic import make_demo
     from clstudio.engine.project import Project
     from clstudio.gui.main_window import MainWindow
-    from clstudio.gui.panels.preflight import PreflightDialog
 
     app = QApplication(sys.argv)
+    sh = Shooter(app)
     OUT.mkdir(parents=True, exist_ok=True)
     shapes, colours = make_demo(home / "demo", per_class=30)
-    project = Project.create(home / "project", backbone=args.backbone, config={"epochs": args.epochs}).folder
-    w = MainWindow(project)
-    w.resize(1360, 860)
-    w.show()
 
-    def pump(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.02)
+    def window(project: Project) -> MainWindow:
+        w = MainWindow(project.folder)
+        w.resize(1360, 860)
+        w.show()
+        return w
 
-    def shot(name: str, widget=None) -> None:
-        pump(0.4)
-        (widget or w).grab().save(str(OUT / f"{name}.png"))
-        print("saved", OUT / f"{name}.png")
-
-    def wait(cond, timeout: float = 1800) -> None:
-        end = time.monotonic() + timeout
-        while not cond() and time.monotonic() < end:
-            pump(0.1)
-
-    shot("01-empty-project")
-    dialogs: list[PreflightDialog] = []
-
-    def preflight(report):
-        d = PreflightDialog(report, w)
-        d.show()
-        dialogs.append(d)
-        shot(f"02-preflight-{report.name}", d)
-        name = d.task_name()
-        d.close()
-        return name
-
-    w.confirm_preflight = preflight
-    w.handle_dropped([shapes, colours])
-    wait(lambda: len(w.state.tasks) == 2 and not w.jobs.busy)
-    shot("03-tasks-added")
-    seen: list = []
-    original = w.on_event
-    w.on_event = lambda e: (seen.append(e), original(e))
-    w.train.start.click()
-    wait(lambda: sum(isinstance(e, ev.EpochEnded) for e in seen) >= 3)
-    shot("04-training")
-    w.tabs.setCurrentWidget(w.curves)
-    shot("05-curves-live")
-    wait(lambda: w.training is None and not w.jobs.busy)
-    for i, (panel, name) in enumerate(((w.curves, "curves"), (w.matrix, "matrix"), (w.sparsity, "cost-per-task")), 6):
-        w.tabs.setCurrentWidget(panel)
-        shot(f"{i:02d}-{name}")
-    w.tabs.setCurrentWidget(w.classify)
-    w.classify.task.setCurrentText("colours")
-    w.classify.request([str(sorted((colours / c).iterdir())[0]) for c in ("red", "green", "blue")])
-    wait(lambda: len(w.classify.cards) == 3, 120)
-    shot("09-classify")
-    w.confirm_close = lambda: True
-    w.close()
+    runs = []
+    if args.only != "sparcl":
+        p = Project.create(home / "clr", backbone=args.backbone, config={"epochs": args.epochs})
+        runs.append((clr_run, p))
+    if args.only != "clr":
+        # SparCL's paper preset (CIFAR ResNet-18 from scratch at 32 px) on the demo folders, a few epochs.
+        runs.append(
+            # 15 epochs of 4 steps: enough for the toy tasks from scratch (colours reaches 100 %)
+            (sparcl_run, Project.create(home / "sparcl", strategy="sparcl", preset="paper", config=SPARCL_SHOTS))
+        )
+    for run, project in runs:
+        w = window(project)
+        run(sh, w, shapes, colours)
+        w.confirm_close = lambda: True
+        w.close()
     QTimer.singleShot(0, app.quit)
     return 0
 

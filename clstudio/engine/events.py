@@ -89,7 +89,7 @@ class TaskFinished(Event):
 class SparsityUpdated(Event):
     task: str
     epoch: int
-    per_layer: tuple[tuple[str, float], ...]  # (layer, fraction of zero weights)
+    per_layer: tuple[tuple[str, float], ...]  # (layer, fraction of its weights masked out)
     flops_ratio: float  # dense-equivalent training FLOPs ÷ FLOPs used so far in this task (≥ 1: savings)
 
 

@@ -72,7 +72,7 @@ class MainWindow(QMainWindow):
             (self.train, "Train"),
             (self.curves, "Accuracy curves"),
             (self.matrix, "Accuracy matrix"),
-            (self.sparsity, "Sparsity & cost"),
+            (self.sparsity, "Sparsity and cost"),
             (self.classify, "Classify"),
         ):
             self.tabs.addTab(panel, title)

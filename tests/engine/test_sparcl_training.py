@@ -68,7 +68,7 @@ class Watcher:
         self.removed.setdefault(task, set()).update(removed.tolist())
         self.ddr_sizes.setdefault(task, []).append(len(kept_after))
 
-    def step(self, epoch, batch, indices, replayed, task, dgm):
+    def step(self, epoch, batch, indices, replayed, task):
         assert not set(indices.tolist()) & self.removed.get(task, set()), "a removed sample came back"
         if epoch == 0:
             self.first_epoch_indices.setdefault(task, set()).update(indices.tolist())

@@ -179,6 +179,16 @@ def _resnet50(weights: str, weights_file: str | None) -> Backbone:
     return _resnet("resnet50", weights, weights_file)
 
 
+def seeded(build: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
+    """Build a randomly initialised net from a fixed seed without disturbing the caller's RNG."""
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return build()
+    finally:
+        torch.random.set_rng_state(gen_state)
+
+
 # --- tiny: fast tests ---------------------------------------------------------------------------------
 
 
@@ -206,12 +216,7 @@ class TinyCNN(nn.Module):
 @register_backbone("tiny", "Tiny CNN, random anchor (tests and demos; learns only simple patterns)")
 def _tiny(weights: str, weights_file: str | None) -> Backbone:
     # The tiny net has no pretrained weights: its anchor is a fixed-seed random init, stored in the project.
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    try:
-        model = TinyCNN()
-    finally:
-        torch.random.set_rng_state(gen_state)
+    model = seeded(TinyCNN)
     return Backbone("tiny", model, 32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 32, "random", "random (seed 0)")
 
 
@@ -226,10 +231,5 @@ def _resnet18_cifar(weights: str, weights_file: str | None) -> Backbone:
     from clstudio.engine.models.resnet_cifar import CifarResNet18
 
     # Trained from scratch in the paper; a fixed seed makes the anchor reproducible and it is stored anyway.
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    try:
-        model = CifarResNet18()
-    finally:
-        torch.random.set_rng_state(gen_state)
+    model = seeded(CifarResNet18)
     return Backbone("resnet18_cifar", model, 512, CIFAR_MEAN, CIFAR_STD, 32, "random", "random (seed 0)")

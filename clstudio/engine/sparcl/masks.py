@@ -123,8 +123,10 @@ class MaskSet:
         self.masks = {n: v.to(device) for n, v in self.masks.items()}
 
     def sparsity(self) -> dict[str, float]:
-        """Fraction of zero weights per sparse layer (what the GUI heatmap shows)."""
-        return {n: float((m.weight == 0).sum()) / m.weight.numel() for n, m in self.layers.items()}
+        """Fraction of masked-out entries per sparse layer: the layer's sparsity budget, what FLOPs are
+        counted with and the GUI heatmap shows. (Counting zero weights instead would also count weights
+        just regrown at 0 that have not been updated yet.)"""
+        return {n: 1.0 - float(v.sum()) / v.numel() for n, v in self.masks.items()}
 
     def state(self) -> dict[str, torch.Tensor]:
         return {f"mask::{n}": v.to("cpu", torch.uint8) for n, v in self.masks.items()}

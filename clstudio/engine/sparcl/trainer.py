@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from clstudio.engine.events import DataRemoved, EpochEnded, SparsityUpdated, Ste
 from clstudio.engine.sparcl.ddr import DataRemoval, ForgettingStats
 from clstudio.engine.sparcl.dgm import GradientMasks
 from clstudio.engine.sparcl.flops import FlopsCounter, iteration_cost, layer_macs
-from clstudio.engine.sparcl.masks import sparse_layers, tdm_schedule
+from clstudio.engine.sparcl.masks import MaskSet, sparse_layers, tdm_schedule
 from clstudio.engine.strategies.rehearsal import RehearsalStrategy
 from clstudio.engine.train import FitResult, TaskData, Trainer
 
@@ -38,6 +39,26 @@ def masked_head_ce(logits: torch.Tensor, y: torch.Tensor, lo: int, hi: int) -> t
     masked = torch.full_like(logits, float("-inf"))
     masked[:, lo:hi] = logits[:, lo:hi]
     return F.cross_entropy(masked, y)
+
+
+@dataclass
+class _TaskRun:
+    """What one task's batches share."""
+
+    task_id: str
+    data: TaskData
+    lo: int
+    hi: int
+    optimizer: torch.optim.Optimizer
+    masks: MaskSet | None
+    dgm: GradientMasks | None
+    stats: ForgettingStats
+    replay: bool
+    last_indices: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    failed: int = 0  # images that failed to decode
+
+    def grad_sparsity(self) -> dict[str, float]:
+        return self.dgm.measured if self.dgm is not None else {}
 
 
 class RehearsalTrainer(Trainer):
@@ -184,6 +205,7 @@ class RehearsalTrainer(Trainer):
             dgm = GradientMasks(layers, effective_gradient_sparsity(cfg), cfg.dgm_refresh)
         replay = previous_tasks > 0 and len(s.buffer) > 0  # replay terms only from the second task on (§6)
         streams = (3 if cfg.replay == "derpp" else 2) if replay else 1
+        run = _TaskRun(task_id, data, lo, hi, optimizer, masks, dgm, stats, replay)
         macs = {**self._layer_macs(), "head": s.backbone.feature_dim * s.head.out_features}
         counter = FlopsCounter()
         emit(self.observers, TaskStarted(task_name, epochs, max(1, n // bs), str(self.device)))
@@ -212,63 +234,40 @@ class RehearsalTrainer(Trainer):
             counter.add_dense_epoch(macs, max(1, n // bs), min(bs, n), streams)
             s.set_train_mode()
             s.view = None
-            loss_sum = seen = skipped = 0
+            loss_sum = seen = 0
+            failed_before = run.failed
             for b in range(batches):
                 paused_s += self._check(task_name)
                 t0 = time.monotonic()
-                idx = order[b * bs : (b + 1) * bs]
-                items = [train_set[int(i)] for i in idx]
-                good = [k for k, (_, y) in enumerate(items) if y >= 0]
-                skipped += len(items) - len(good)
-                if len(good) < 2:  # BatchNorm in train mode needs two images
+                step = self._train_batch(run, train_set, order[b * bs : (b + 1) * bs], b)
+                if step is None:
                     continue
-                idx = idx[good]
-                x = self.prep.normalise(torch.stack([items[k][0] for k in good]).to(self.device))
-                y = torch.tensor([items[k][1] for k in good], device=self.device) + lo
-                with self._autocast():
-                    logits = s.full_logits(x).float()
-                stats.record(idx, (logits.argmax(1) == y).cpu().numpy())
-                loss = masked_head_ce(logits, y, lo, hi)
-                images = len(y)
-                if replay:
-                    extra, replayed = self._replay_loss((task_id, data))
-                    loss, images = loss + extra, images + replayed
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if masks is not None:
-                    masks.apply_to_grads()
-                if dgm is not None:
-                    dgm.apply(b)
-                optimizer.step()
-                if masks is not None:
-                    masks.apply_to_weights()
-                s.buffer.add(task_number(task_id), torch.as_tensor(idx), y.cpu(), logits.detach())
-                grad_sparsity = dgm.measured if dgm is not None else {}
-                counter.add_iteration(iteration_cost(macs, weight_sparsity, grad_sparsity, images, 1))
-                if self.probe:
-                    self.probe(
-                        "step",
-                        {
-                            "epoch": e,
-                            "batch": b,
-                            "indices": idx,
-                            "replayed": images - len(y),
-                            "task": task_id,
-                            "dgm": dgm,
-                        },
-                    )
-                loss_value = float(loss.detach())
-                loss_sum += loss_value * len(y)
-                seen += len(y)
+                loss_value, batch_images, replayed = step
+                counter.add_iteration(
+                    iteration_cost(macs, weight_sparsity, run.grad_sparsity(), batch_images + replayed, 1)
+                )
+                loss_sum += loss_value * batch_images
+                seen += batch_images
                 step_times.append(time.monotonic() - t0)
                 per_step = sum(step_times[-20:]) / len(step_times[-20:])
                 remaining = (batches - b - 1) + (epochs - e - 1) * batches
                 emit(
                     self.observers,
                     StepProgress(
-                        task_name, e + 1, b + 1, batches, loss_value, len(y) / max(per_step, 1e-9), remaining * per_step
+                        task_name,
+                        e + 1,
+                        b + 1,
+                        batches,
+                        loss_value,
+                        batch_images / max(per_step, 1e-9),
+                        remaining * per_step,
                     ),
                 )
+                if self.probe:
+                    self.probe(
+                        "step",
+                        {"epoch": e, "batch": b, "indices": run.last_indices, "replayed": replayed, "task": task_id},
+                    )
             # The importance score of the next mask update uses this epoch's last (masked) gradient (§3.1).
             layers = masks.layers if masks else {}
             s.retained_grads = {
@@ -279,6 +278,7 @@ class RehearsalTrainer(Trainer):
             s.view = None
             if val_acc >= best_acc:
                 best_acc, best_epoch = val_acc, e + 1
+            skipped = run.failed - failed_before  # files that stopped decoding since the scan
             skipped_total += skipped
             emit(
                 self.observers,
@@ -303,6 +303,41 @@ class RehearsalTrainer(Trainer):
             extra["ddr_removed"] = int(sum(len(r) for r in removal.removed))
         # The final weights are the task's result (the paper keeps no best epoch); val_acc is the last epoch's.
         return FitResult(val_acc, epochs, epochs, seconds, skipped_total, extra)
+
+    def _train_batch(
+        self, run: _TaskRun, train_set: ImageListDataset, idx: np.ndarray, batch: int
+    ) -> tuple[float, int, int] | None:
+        """One SGD step: masked-head CE (+ replay), backward, weight and gradient masks, step, re-mask, reservoir.
+        Returns (loss, stream images, replayed images), or None when too few images decoded."""
+        s = self.strategy
+        items = [train_set[int(i)] for i in idx]
+        good = [k for k, (_, y) in enumerate(items) if y >= 0]
+        run.failed += len(items) - len(good)
+        if len(good) < 2:  # BatchNorm in train mode needs two images
+            return None
+        idx = idx[good]
+        x = self.prep.normalise(torch.stack([items[k][0] for k in good]).to(self.device))
+        y = torch.tensor([items[k][1] for k in good], device=self.device) + run.lo
+        with self._autocast():
+            logits = s.full_logits(x).float()
+        run.stats.record(idx, (logits.argmax(1) == y).cpu().numpy())
+        loss = masked_head_ce(logits, y, run.lo, run.hi)
+        replayed = 0
+        if run.replay:
+            extra, replayed = self._replay_loss((run.task_id, run.data))
+            loss = loss + extra
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if run.masks is not None:
+            run.masks.apply_to_grads()
+        if run.dgm is not None:
+            run.dgm.apply(batch)
+        run.optimizer.step()
+        if run.masks is not None:
+            run.masks.apply_to_weights()
+        s.buffer.add(task_number(run.task_id), torch.as_tensor(idx), y.cpu(), logits.detach())
+        run.last_indices = idx
+        return float(loss.detach()), len(y), replayed
 
     def _emit_sparsity(self, task_name: str, epoch: int, counter: FlopsCounter) -> None:
         masks = self.strategy.masks

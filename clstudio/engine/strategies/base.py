@@ -28,20 +28,17 @@ def setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:  # n
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Settings every strategy shares. Defaults are for people's small folders (30-100 images per class)."""
+class CommonConfig:
+    """Settings every strategy has. Defaults are for people's small folders (30-100 images per class)."""
 
     epochs: int = setting(15, "Maximum epochs per task. Small folders converge in 10-20; the paper used 60.")
     batch_size: int = setting(32, "Images per step; 32 is the paper's and fits CPU memory at 224 px.")
     lr: float = setting(1e-3, "Adam learning rate (the CLR paper's 1e-3).")
-    lr_steps: int = setting(3, "StepLR divides the lr by 10 every epochs//lr_steps epochs (paper: 60//3 = 20).")
-    patience: int = setting(6, "Stop a task when validation accuracy has not improved for this many epochs.")
-    keep_best: bool = setting(True, "Keep the weights of the epoch with the best validation accuracy (as the paper).")
-    break_ties_by_loss: bool = setting(
-        True, "When two epochs reach the same validation accuracy, keep the one with the lower validation loss."
-    )
     augment: str = setting(
-        "light", "'none' (paper) or 'light' (random crop 80-100 % + horizontal flip).", choices=("light", "none")
+        "light",
+        "'none' (CLR paper), 'light' (random crop 80-100 % + horizontal flip) or 'crop_pad' (CIFAR-style: "
+        "pad 1/8, random crop, flip).",
+        choices=("light", "none", "crop_pad"),
     )
     image_size: int = setting(0, "Input resolution in pixels; 0 uses the backbone's own (224 for ImageNet nets).")
     seed: int = setting(0, "Seeds head init, shuffling and augmentation: the same seed gives the same run.")
@@ -50,15 +47,27 @@ class TrainConfig:
     cache_mb: int = setting(1024, "RAM for decoded, resized images so epochs after the first skip decoding.")
 
 
+@dataclass(frozen=True)
+class TrainConfig(CommonConfig):
+    """Settings of the per-task-head strategies (CLR, linear probe, fine-tune): Adam, StepLR, best epoch."""
+
+    lr_steps: int = setting(3, "StepLR divides the lr by 10 every epochs//lr_steps epochs (paper: 60//3 = 20).")
+    patience: int = setting(6, "Stop a task when validation accuracy has not improved for this many epochs.")
+    keep_best: bool = setting(True, "Keep the weights of the epoch with the best validation accuracy (as the paper).")
+    break_ties_by_loss: bool = setting(
+        True, "When two epochs reach the same validation accuracy, keep the one with the lower validation loss."
+    )
+
+
 class Strategy:
     """Base class. Subclasses set name/description/Config and override the hooks marked below."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    Config: ClassVar[type[TrainConfig]] = TrainConfig
+    Config: ClassVar[type[CommonConfig]] = TrainConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
-    def __init__(self, backbone: Backbone, config: TrainConfig, device: str = "cpu") -> None:
+    def __init__(self, backbone: Backbone, config: CommonConfig, device: str = "cpu") -> None:
         self.backbone = backbone
         self.config = config
         self.device = torch.device(device)
@@ -97,7 +106,7 @@ class Strategy:
         return None
 
     @classmethod
-    def preset(cls, name: str) -> TrainConfig:
+    def preset(cls, name: str) -> CommonConfig:
         if name not in cls.PRESETS:
             raise ProjectError(
                 f"Strategy {cls.name} has no preset '{name}'. Presets: {', '.join(cls.PRESETS) or 'none'}"

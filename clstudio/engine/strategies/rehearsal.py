@@ -21,11 +21,11 @@ from clstudio.engine.errors import ProjectError
 from clstudio.engine.models.backbones import Backbone
 from clstudio.engine.sparcl.buffer import ReservoirBuffer
 from clstudio.engine.sparcl.masks import MaskSet
-from clstudio.engine.strategies.base import Strategy, TensorDict, setting
+from clstudio.engine.strategies.base import CommonConfig, Strategy, TensorDict, setting
 
 
 @dataclass(frozen=True)
-class RehearsalConfig:
+class RehearsalConfig(CommonConfig):
     """Defaults suit people's folders on a pretrained backbone; the 'paper' preset is the SparCL script's
     recipe (sparcl.md §6-§7: 50 epochs, SGD 0.03, pad-and-crop, buffer 500) for parity runs."""
 
@@ -36,11 +36,6 @@ class RehearsalConfig:
         "SGD learning rate, constant, no momentum or weight decay (paper: 0.03, from scratch; 0.01 keeps "
         "pretrained features intact).",
     )
-    augment: str = setting(
-        "light",
-        "'crop_pad' (paper: pad 1/8, random crop, flip), 'light' (crop 80-100 % + flip) or 'none'.",
-        choices=("crop_pad", "light", "none"),
-    )
     image_size: int = setting(0, "Input resolution in pixels; 0 uses the backbone's own (32 for resnet18_cifar).")
     seed: int = setting(0, "Seeds the head, shuffling, augmentation, the buffer and the masks' random growth.")
     replay: str = setting(
@@ -50,9 +45,6 @@ class RehearsalConfig:
     alpha: float = setting(0.1, "DER++ weight of the logit MSE (released script: 0.1).")
     beta: float = setting(0.5, "DER++ weight of the buffer cross-entropy (released script: 0.5).")
     er_weight: float = setting(1.0, "ER weight of the buffer cross-entropy (SparCL code default: 1.0).")
-    eval_batch_size: int = setting(64, "Images per forward pass when evaluating (no gradients, so larger).")
-    num_workers: int = setting(0, "DataLoader worker processes for evaluation; 0 decodes in the trainer.")
-    cache_mb: int = setting(1024, "RAM for decoded, resized images so epochs after the first skip decoding.")
 
 
 PAPER_PRESET = dict(epochs=50, lr=0.03, augment="crop_pad", buffer_size=500)
@@ -61,7 +53,7 @@ PAPER_PRESET = dict(epochs=50, lr=0.03, augment="crop_pad", buffer_size=500)
 class RehearsalStrategy(Strategy):
     """Dense rehearsal over a shared network; SparCL adds masks (``sparse`` config) on top."""
 
-    Config: ClassVar[type] = RehearsalConfig  # type: ignore[assignment]
+    Config: ClassVar[type[CommonConfig]] = RehearsalConfig
     class_incremental: ClassVar[bool] = True
     PRESETS = {"paper": PAPER_PRESET, "app": {}}
     PRESET_BACKBONES: ClassVar[dict[str, str]] = {"paper": "resnet18_cifar"}  # the paper trains from scratch

@@ -84,8 +84,9 @@ class SparsityPanel(QWidget):
     def _render_rehearsal(self, info: dict[str, Any]) -> None:
         strategy = info["strategy"]
         self.title.setText(
-            f"<b>Sparsity per masked layer ({strategy}, {info['backbone']})</b> — fraction of zero weights in each "
-            f"conv that SparCL masks (3×3 block convs; the stem, 1×1 shortcuts, BatchNorm and head stay dense)."
+            f"<b>Sparsity per masked layer ({strategy}, {info['backbone']})</b> — the fraction of weights masked "
+            f"out in each conv SparCL masks (convs larger than 1×1 but the stem; 1×1 convs, BatchNorm and head stay "
+            f"dense)."
         )
         self._draw_rehearsal()
 

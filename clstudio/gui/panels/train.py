@@ -14,12 +14,14 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -130,8 +132,12 @@ class TrainPanel(QWidget):
         tl = QVBoxLayout(top)
         tl.addWidget(self.strategy)
         tl.addWidget(self.strategy_note)
-        tl.addWidget(self.form)
-        tl.addStretch(1)
+        # SparCL has 26 settings: the form scrolls rather than squeezing its rows on a small window.
+        scroll = QScrollArea()
+        scroll.setWidget(self.form)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        tl.addWidget(scroll, 1)
         run = QGroupBox("Run")
         rl = QVBoxLayout(run)
         buttons = QHBoxLayout()
