@@ -108,7 +108,7 @@ def sparcl_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backbone", default="efficientnet_lite0", help="the CLR run's backbone")
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=15, help="the CLR run's epochs (6 is too few for the demo)")
     ap.add_argument("--only", choices=["clr", "sparcl"], help="shoot one strategy's run only")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="clstudio-shots-"))
