@@ -1,19 +1,21 @@
 """Cooperative cancel and pause, checked by the training loop once per batch.
 
-Thread-safe (``threading.Event``) so a GUI thread can set them while a worker trains.
+Thread-safe (``threading.Event``) so a GUI thread can set them while a worker trains. Either token can
+wrap a ``multiprocessing`` Event instead (same API), so a parent process can cancel or pause a child.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from clstudio.engine.errors import Cancelled
 
 
 class CancelToken:
-    def __init__(self) -> None:
-        self._event = threading.Event()
+    def __init__(self, event: Any = None) -> None:
+        self._event = event if event is not None else threading.Event()
 
     def cancel(self) -> None:
         self._event.set()
@@ -30,9 +32,12 @@ class CancelToken:
 class PauseToken:
     """While paused, ``wait_if_paused`` blocks, waking every 50 ms so a cancel still takes effect at once."""
 
-    def __init__(self) -> None:
-        self._running = threading.Event()
-        self._running.set()
+    def __init__(self, running: Any = None) -> None:
+        """``running``: an Event that is set while not paused (a new, set one by default)."""
+        if running is None:
+            running = threading.Event()
+            running.set()
+        self._running = running
 
     def pause(self) -> None:
         self._running.clear()

@@ -82,6 +82,11 @@ FORMULAS = {
 }
 
 
+def square(R: Matrix) -> list[list[float | None]]:
+    """The stored lower-triangular rows as a T×T matrix, None above the diagonal (for printing and plots)."""
+    return [list(row) + [None] * (len(R) - len(row)) for row in R]
+
+
 def summary(R: Matrix, b: Sequence[float | None] | None = None) -> dict[str, float | None]:
     return {
         "ACC": acc(R),

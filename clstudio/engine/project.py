@@ -163,19 +163,14 @@ class Project:
 
     def accuracy_matrix(self) -> list[list[float | None]]:
         """R as a square matrix over the trained tasks in training order, None above the diagonal."""
-        R = self.doc["R"]
-        T = len(R)
-        return [list(row) + [None] * (T - len(row)) for row in R]
+        return metrics.square(self.doc["R"])
 
     def metrics(self) -> dict[str, float | None]:
         return metrics.summary(self.doc["R"])
 
     def accuracy_matrix_class_il(self) -> list[list[float | None]] | None:
         """R in Class-IL (argmax over every class seen), for one-head strategies; None for the others."""
-        if "R_class_il" not in self.doc:
-            return None
-        T = len(self.doc["R_class_il"])
-        return [list(row) + [None] * (T - len(row)) for row in self.doc["R_class_il"]]
+        return metrics.square(self.doc["R_class_il"]) if "R_class_il" in self.doc else None
 
     def metrics_class_il(self) -> dict[str, float | None] | None:
         return metrics.summary(self.doc["R_class_il"]) if "R_class_il" in self.doc else None

@@ -143,12 +143,14 @@ class Trainer:
         return logits.float().softmax(dim=1).cpu()
 
     @torch.no_grad()
-    def accuracy(self, loader: DataLoader, task: str = "") -> float:
-        return self.accuracy_and_loss(loader, task)[0]
+    def accuracy(self, loader: DataLoader, task: str = "", label_offset: int = 0) -> float:
+        return self.accuracy_and_loss(loader, task, label_offset)[0]
 
     @torch.no_grad()
-    def accuracy_and_loss(self, loader: DataLoader, task: str = "") -> tuple[float, float]:
-        """Top-1 accuracy and mean cross-entropy of the active task on a loader."""
+    def accuracy_and_loss(self, loader: DataLoader, task: str = "", label_offset: int = 0) -> tuple[float, float]:
+        """Top-1 accuracy and mean cross-entropy of the strategy's current output on a loader. The loader's
+        labels are the task's own (0..C-1); ``label_offset`` shifts them to where the output puts that task's
+        classes (a one-head strategy evaluated over every class)."""
         self.strategy.eval()
         correct = total = 0
         loss_sum = 0.0
@@ -159,6 +161,7 @@ class Trainer:
             x = self.prep.normalise(xb.to(self.device, non_blocking=True))
             with self._autocast():
                 logits = self.strategy.forward(x).float().cpu()
+            yb = yb + label_offset
             correct += int((logits.argmax(dim=1) == yb).sum())
             loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
             total += len(yb)

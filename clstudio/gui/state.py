@@ -91,7 +91,7 @@ class ProjectState:
         names = {t["id"]: t["name"] for t in self.tasks}
         order = [names[t] for t in self.doc.get("R_tasks", [])]
         R = self.doc.get("R", [])
-        return order, [list(row) + [None] * (len(R) - len(row)) for row in R]
+        return order, metrics.square(R)
 
     def metrics(self) -> dict[str, float | None]:
         return metrics.summary(self.doc.get("R", []))
@@ -101,7 +101,7 @@ class ProjectState:
         if "R_class_il" not in self.doc:
             return None
         R = self.doc["R_class_il"]
-        return [list(row) + [None] * (len(R) - len(row)) for row in R], metrics.summary(R)
+        return metrics.square(R), metrics.summary(R)
 
     def task(self, name: str) -> dict[str, Any] | None:
         return next((t for t in self.tasks if t["name"] == name), None)

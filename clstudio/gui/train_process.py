@@ -4,7 +4,7 @@ Why: torch holds Python's GIL for stretches of its own work (its first optimizer
 torch._dynamo, ~100-250 ms with the GIL held, measured with faulthandler), and every such stretch froze
 the window. In its own process nothing the engine does can stall the UI. The worker thread of the app
 relays: it forwards the person's cancel / pause to the child through multiprocessing Events (the engine's
-tokens wrap them unchanged) and turns what the child sends on a Queue into the worker's usual signals.
+tokens wrap them) and turns what the child sends on a Queue into the worker's usual signals.
 
 This module is imported by the child: it must not import Qt.
 """
@@ -39,8 +39,7 @@ def _child(folder: str, names: list[str], out: Any, cancel_event: Any, running_e
 
     from clstudio.engine.project import Project
 
-    cancel, pause = CancelToken(), PauseToken()
-    cancel._event, pause._running = cancel_event, running_event  # same Event API, shared across processes
+    cancel, pause = CancelToken(cancel_event), PauseToken(running_event)  # Events shared with the app process
     # Leave a core to the UI: with every core busy in torch, the window's process gets too little CPU.
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     try:

@@ -10,7 +10,7 @@ Mask updates, percentiles and statistics are not counted (as in the paper's acco
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -71,7 +71,6 @@ class FlopsCounter:
     dense: float = 0.0
     iterations: int = 0
     dense_iterations: int = 0
-    per_epoch: list[float] = field(default_factory=list)
 
     def add_iteration(self, cost: float) -> None:
         self.used += cost

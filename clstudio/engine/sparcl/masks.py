@@ -119,9 +119,6 @@ class MaskSet:
             if m.weight.grad is not None:
                 m.weight.grad.mul_(self.masks[n].to(m.weight.device))
 
-    def to(self, device: torch.device) -> None:
-        self.masks = {n: v.to(device) for n, v in self.masks.items()}
-
     def sparsity(self) -> dict[str, float]:
         """Fraction of masked-out entries per sparse layer: the layer's sparsity budget, what FLOPs are
         counted with and the GUI heatmap shows. (Counting zero weights instead would also count weights

@@ -81,22 +81,10 @@ class RehearsalTrainer(Trainer):
         return contextlib.nullcontext()
 
     # --- evaluation: Task-IL through the strategy's view, Class-IL over all logits ---------------------------
-    @torch.no_grad()
     def evaluate_task_class_il(self, task_id: str, root: str, items: list[tuple[str, int]]) -> float:
-        s = self.strategy
-        lo, _ = s.class_range(task_id)
-        s.view = None
-        s.eval()
-        correct = total = 0
-        for xb, yb, _ in self.loader(root, items, train=False):
-            self._check(task_id)
-            if len(yb) == 0:
-                continue
-            with self._autocast():
-                logits = s.full_logits(self.prep.normalise(xb.to(self.device))).float().cpu()
-            correct += int((logits.argmax(1) == yb + lo).sum())
-            total += len(yb)
-        return correct / total if total else 0.0
+        lo, _ = self.strategy.class_range(task_id)
+        self.strategy.view = None  # forward() now returns every class seen so far
+        return self.accuracy(self.loader(root, items, train=False), task_id, label_offset=lo)
 
     # --- replay --------------------------------------------------------------------------------------------
     def _replay_set(self, tid: str, data: TaskData | None) -> ImageListDataset | None:
@@ -212,14 +200,15 @@ class RehearsalTrainer(Trainer):
         start, paused_s, skipped_total, step_times = time.monotonic(), 0.0, 0, []
         val_acc = best_acc = 0.0
         best_epoch = 0
+        weight_sparsity = masks.sparsity() if masks is not None else {}  # changes only at a mask update
         for e in range(epochs):
             if masks is not None and e in plan:
                 before = {k: v.clone() for k, v in masks.masks.items()} if self.probe else {}
                 masks.update(plan[e], s.retained_grads, cfg.tdm_lambda, mask_rng)
                 if self.probe:
                     self.probe("mask_update", {"epoch": e, "step": plan[e], "before": before})
-                self._emit_sparsity(task_name, e + 1, counter)
-            weight_sparsity = masks.sparsity() if masks is not None else {}  # constant until the next update
+                weight_sparsity = masks.sparsity()
+                self._emit_sparsity(task_name, e + 1, weight_sparsity, counter)
             kept = np.arange(n)
             if removal is not None:
                 gone = removal.maybe_remove(e, stats)
@@ -286,7 +275,7 @@ class RehearsalTrainer(Trainer):
                     task_name, e + 1, epochs, loss_sum / max(seen, 1), val_acc, best_acc, best_epoch, cfg.lr, skipped
                 ),
             )
-            self._emit_sparsity(task_name, e + 1, counter)
+            self._emit_sparsity(task_name, e + 1, weight_sparsity, counter)
         s.end_task(task_id)
         seconds = time.monotonic() - start - paused_s
         extra = {
@@ -298,7 +287,7 @@ class RehearsalTrainer(Trainer):
             "train_seconds": round(seconds, 2),
         }
         if masks is not None:
-            extra["sparsity"] = {k: round(v, 6) for k, v in masks.sparsity().items()}
+            extra["sparsity"] = {k: round(v, 6) for k, v in weight_sparsity.items()}
         if removal is not None:
             extra["ddr_removed"] = int(sum(len(r) for r in removal.removed))
         # The final weights are the task's result (the paper keeps no best epoch); val_acc is the last epoch's.
@@ -339,9 +328,5 @@ class RehearsalTrainer(Trainer):
         run.last_indices = idx
         return float(loss.detach()), len(y), replayed
 
-    def _emit_sparsity(self, task_name: str, epoch: int, counter: FlopsCounter) -> None:
-        masks = self.strategy.masks
-        per_layer = (
-            tuple(masks.sparsity().items()) if masks is not None and getattr(self.strategy.config, "tdm", False) else ()
-        )
-        emit(self.observers, SparsityUpdated(task_name, epoch, per_layer, counter.ratio))
+    def _emit_sparsity(self, task_name: str, epoch: int, sparsity: dict[str, float], counter: FlopsCounter) -> None:
+        emit(self.observers, SparsityUpdated(task_name, epoch, tuple(sparsity.items()), counter.ratio))
