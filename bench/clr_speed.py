@@ -2,7 +2,7 @@
 
     python bench/clr_speed.py [--backbones resnet18,resnet50,efficientnet_lite0] [--size 224] [--batch 32]
 
-Both strategies run CL Studio's own training step (Trainer.train_step: channels_last, Adam, the CLR
+Both strategies run CL Studio's own training step (PerTaskHeadTraining.train_step: channels_last, Adam, the CLR
 regulariser), interleaved round by round so machine noise hits both alike; the median step is reported.
 Frozen convs need no weight gradients, which is where CLR saves.
 """
@@ -15,11 +15,12 @@ import time
 
 import torch
 
-from clstudio.engine.data.dataset import Preprocessing
+from clstudio.engine.data.dataset import DecodeCache, Preprocessing
+from clstudio.engine.device import resolve_device
 from clstudio.engine.models.backbones import create_backbone
 from clstudio.engine.strategies import create_strategy
 from clstudio.engine.strategies.registry import make_config
-from clstudio.engine.train import Trainer, resolve_device
+from clstudio.engine.training.per_task import PerTaskHeadTraining
 
 
 def make(strategy: str, arch: str, device: str, classes: int, bn: str):
@@ -27,11 +28,12 @@ def make(strategy: str, arch: str, device: str, classes: int, bn: str):
     config = make_config(strategy, {"bn": bn} if strategy == "clr" else {})
     s = create_strategy(strategy, bb, config, device)
     s.begin_task("t", classes)
-    trainer = Trainer(s, Preprocessing(224, bb.mean, bb.std))
+    method = PerTaskHeadTraining(s, Preprocessing(224, bb.mean, bb.std), DecodeCache(0))
     params = [p for p in s.trainable_parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=1e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
-    return s, trainer, opt, scaler
+    # The step alone, without the loop's data: the optimiser and scaler begin() would make.
+    method.optimizer = torch.optim.Adam(params, lr=1e-4)
+    method.scaler = torch.amp.GradScaler("cuda", enabled=False)
+    return s, method
 
 
 def main() -> None:
@@ -60,12 +62,12 @@ def main() -> None:
         runs = {name: make(name, arch, device, 10, args.bn) for name in ("clr", "finetune", "linear_probe")}
         times: dict[str, list[float]] = {name: [] for name in runs}
         for r in range(args.rounds + 1):
-            for name, (s, trainer, opt, scaler) in runs.items():
+            for name, (s, method) in runs.items():
                 s.set_train_mode()
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
-                trainer.train_step(x, y, opt, scaler)
+                method.train_step(x, y)
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()
                 if r:  # round 0 warms up allocators and kernels

@@ -43,7 +43,7 @@ def main() -> int:
     w.confirm_close = lambda: True
     w.show()
     w.handle_dropped([shapes])
-    while w.jobs.busy or not w.state.tasks:
+    while w.jobs.busy or not w.session.tasks:
         app.processEvents()
         time.sleep(0.01)
     gaps: list[float] = []

@@ -52,7 +52,7 @@ def watch(w: Any) -> list:
 def add_tasks(sh: Shooter, w: Any, folders: list[Path], preflight: Callable | None = None) -> None:
     w.confirm_preflight = preflight or (lambda report: report.name)
     w.handle_dropped(folders)
-    sh.wait(lambda: len(w.state.tasks) == len(folders) and not w.jobs.busy)
+    sh.wait(lambda: len(w.session.tasks) == len(folders) and not w.jobs.busy)
 
 
 def clr_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:

@@ -18,12 +18,6 @@ class Event:
 
 
 @dataclass(frozen=True)
-class ProjectOpened(Event):
-    path: str
-    tasks: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class TaskAdded(Event):
     task: str
     classes: tuple[str, ...]

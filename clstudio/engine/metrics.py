@@ -44,7 +44,7 @@ def bwt(R: Matrix) -> float | None:
     T = _check(R)
     if T < 2:
         return None
-    return sum(R[T - 1][j] - R[j][j] for j in range(T - 1)) / (T - 1)  # type: ignore[operator]
+    return sum(R[T - 1][j] - R[j][j] for j in range(T - 1)) / (T - 1)  # type: ignore[operator,misc]
 
 
 def fwt(R: Matrix, b: Sequence[float | None]) -> float | None:
@@ -70,7 +70,7 @@ def forgetting(R: Matrix) -> float | None:
     T = _check(R)
     if T < 2:
         return None
-    return sum(max(R[k][j] for k in range(j, T - 1)) - R[T - 1][j] for j in range(T - 1)) / (T - 1)  # type: ignore[type-var,operator]
+    return sum(max(R[k][j] for k in range(j, T - 1)) - R[T - 1][j] for j in range(T - 1)) / (T - 1)  # type: ignore[type-var,operator,misc]
 
 
 FORMULAS = {

@@ -8,6 +8,7 @@ from typing import Any
 
 from clstudio import __version__
 from clstudio.engine.errors import ProjectError
+from clstudio.engine.records import BackboneSpec, ProjectDoc, StrategySpec
 from clstudio.engine.storage import FORMAT_VERSION, atomic_write_json, read_json
 
 PROJECT_FILE = "project.json"
@@ -117,7 +118,7 @@ def _check_matrix(R: list, tasks: int, where: str) -> None:
                 raise ProjectError(f"{where}: accuracy matrix values must be numbers between 0 and 1.")
 
 
-def new_document(backbone: dict[str, Any], strategy: dict[str, Any], preprocessing: dict[str, Any]) -> dict[str, Any]:
+def new_document(backbone: BackboneSpec, strategy: StrategySpec, preprocessing: dict[str, Any]) -> ProjectDoc:
     return {
         "format": MAGIC,
         "format_version": FORMAT_VERSION,
@@ -139,5 +140,5 @@ def load(folder: Path) -> dict[str, Any]:
     return validate(read_json(path), path)
 
 
-def save(folder: Path, doc: dict[str, Any]) -> None:
+def save(folder: Path, doc: ProjectDoc | dict[str, Any]) -> None:
     atomic_write_json(folder / PROJECT_FILE, doc)

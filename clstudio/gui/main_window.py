@@ -1,4 +1,5 @@
-"""The main window: wires the panels to the project's files and to background jobs. No model lives here."""
+"""The main window: wires the panels to the session and to background jobs. No model lives here, and no
+policy either: the session (gui/session.py) decides, the window asks and renders."""
 
 from __future__ import annotations
 
@@ -21,10 +22,9 @@ from PySide6.QtWidgets import (
 from clstudio import __version__
 from clstudio.engine import events as ev
 from clstudio.engine.data.scan import ScanReport
+from clstudio.engine.device import device_label, resolve_device
 from clstudio.engine.errors import CLStudioError
 from clstudio.engine.paths import config_dir, log_dir
-from clstudio.engine.project import Project
-from clstudio.engine.train import device_label, resolve_device
 from clstudio.gui.panels.classify import ClassifyPanel
 from clstudio.gui.panels.curves import CurvesPanel
 from clstudio.gui.panels.matrix import MatrixPanel
@@ -32,8 +32,8 @@ from clstudio.gui.panels.preflight import PreflightDialog
 from clstudio.gui.panels.sparsity import SparsityPanel
 from clstudio.gui.panels.tasks import TasksPanel
 from clstudio.gui.panels.train import TrainPanel
-from clstudio.gui.state import ProjectState
-from clstudio.gui.workers import JobRunner, classify_job, scan_job, train_job
+from clstudio.gui.session import Session
+from clstudio.gui.workers import JobRunner, classify_job, create_project_job, reconfigure_job, scan_job, train_job
 
 log = logging.getLogger("clstudio.gui")
 REFRESH_MS = 100  # plots redraw at most 10 times a second, whatever the event rate
@@ -41,7 +41,7 @@ REFRESH_MS = 100  # plots redraw at most 10 times a second, whatever the event r
 
 def settings() -> QSettings:
     """An INI file in CL Studio's config folder, so tests (CLSTUDIO_HOME) never touch the user's settings."""
-    return QSettings(str(config_dir() / "gui.ini"), QSettings.IniFormat)
+    return QSettings(str(config_dir() / "gui.ini"), QSettings.Format.IniFormat)
 
 
 def log_file() -> Path:
@@ -52,10 +52,7 @@ class MainWindow(QMainWindow):
     def __init__(self, project_folder: Path) -> None:
         super().__init__()
         self.jobs = JobRunner(self)
-        self.state = ProjectState(project_folder)
-        self.training: str | None = None
-        self.queued_reports: list[tuple[ScanReport, str]] = []  # accepted while training: added after it
-        self.scan_queue: list[Path] = []
+        self.session = Session(project_folder)
         self._dirty = False
         # Hooks that tests replace; by default they ask the person.
         self.confirm_preflight: Callable[[ScanReport], str | None] = self._ask_preflight
@@ -76,7 +73,7 @@ class MainWindow(QMainWindow):
             (self.classify, "Classify"),
         ):
             self.tabs.addTab(panel, title)
-        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.tasks)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 3)
@@ -102,10 +99,10 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         for text, shortcut, slot in (
-            ("&New project…", QKeySequence.New, self.new_project_dialog),
-            ("&Open project…", QKeySequence.Open, self.open_project_dialog),
+            ("&New project…", QKeySequence.StandardKey.New, self.new_project_dialog),
+            ("&Open project…", QKeySequence.StandardKey.Open, self.open_project_dialog),
             ("&Add task…", "Ctrl+T", self.add_task_dialog),
-            ("&Quit", QKeySequence.Quit, self.close),
+            ("&Quit", QKeySequence.StandardKey.Quit, self.close),
         ):
             action = QAction(text, self)
             action.setShortcut(shortcut)
@@ -121,25 +118,35 @@ class MainWindow(QMainWindow):
             self,
             "About CL Studio",
             f"<b>CL Studio {__version__}</b><br>Continual learning on image folders, without forgetting."
-            f"<br><br>Project: {self.state.folder}<br>Log file: {log_file()}",
+            f"<br><br>Project: {self.session.folder}<br>Log file: {log_file()}",
         )
+
+    @property
+    def training(self) -> str | None:
+        return self.session.training
 
     # --- rendering ---------------------------------------------------------------------------------------
     def render_all(self) -> None:
-        self.setWindowTitle(f"CL Studio — {self.state.folder.name}")
-        self.tasks.render(self.state, self.training, [name for _, name in self.queued_reports])
-        self.train.show_project(self.state.strategy, self.state.config, locked=bool(self.state.trained))
-        self.train.set_running(self.training is not None, can_start=bool(self.state.pending))
-        self.curves.render(self.state.curves)
-        names, R = self.state.matrix()
-        self.matrix.render(names, R, self.state.metrics(), self.state.class_il())
-        self.sparsity.render(Project.open(self.state.folder).info())
-        self.classify.render(self.state)
+        view = self.session.view
+        self.setWindowTitle(f"CL Studio — {self.session.folder.name}")
+        self.tasks.show_data(view, self.training, self.session.queued_names)
+        self.train.show_project(view.strategy_name, view.config, locked=bool(view.trained_tasks()))
+        self.train.set_running(self.training is not None, can_start=bool(view.pending_tasks()))
+        self.curves.show_data(self.session.curves)
+        self._render_results()
+
+    def _render_results(self) -> None:
+        view = self.session.view
+        cil_R, cil_metrics = view.accuracy_matrix_class_il(), view.metrics_class_il()
+        class_il = (cil_R, cil_metrics) if cil_R is not None and cil_metrics is not None else None
+        self.matrix.show_data(view.trained_names(), view.accuracy_matrix(), view.metrics(), class_il)
+        self.sparsity.show_data(view.info())
+        self.classify.show_data(view)
 
     def _refresh_if_dirty(self) -> None:
         if self._dirty:
             self._dirty = False
-            self.curves.render(self.state.curves)
+            self.curves.show_data(self.session.curves)
 
     # --- projects ----------------------------------------------------------------------------------------
     def open_project(self, folder: Path) -> None:
@@ -147,23 +154,24 @@ class MainWindow(QMainWindow):
             self.show_error("Training is running. Cancel it before switching projects.")
             return
         try:
-            self.state = ProjectState(folder)
+            self.session = Session(folder)
         except CLStudioError as e:
             self.show_error(str(e))
             return
-        self.queued_reports.clear()
         settings().setValue("last_project", str(folder))
         self.render_all()
 
     def new_project_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "New project: choose an empty folder")
-        if folder:
-            try:
-                Project.create(folder)
-            except CLStudioError as e:
-                self.show_error(str(e))
-                return
-            self.open_project(Path(folder))
+        if folder and not self.jobs.running("setup"):
+            # Building the backbone takes seconds: off the GUI thread.
+            self.statusBar().showMessage(f"Creating a project in {folder}…")
+            self.jobs.start(
+                "setup",
+                create_project_job(Path(folder)),
+                on_done=lambda _: self.open_project(Path(folder)),
+                on_failed=self.show_error,
+            )
 
     def open_project_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a CL Studio project folder")
@@ -187,41 +195,50 @@ class MainWindow(QMainWindow):
             self.handle_dropped(paths)
 
     def handle_dropped(self, paths: list[Path]) -> None:
-        folders = [p for p in paths if p.is_dir()]
-        others = [p for p in paths if not p.is_dir()]
-        if others:
-            self.statusBar().showMessage(
-                f"'{others[0].name}' is not a folder. Drop a folder that holds one subfolder per class "
-                f"(to classify an image, use the Classify tab).",
-                10000,
-            )
-        self.scan_queue.extend(folders)
+        refused = self.session.enqueue(paths)
+        if refused:
+            self.statusBar().showMessage(refused[0], 10000)
         self._next_scan()
 
     def _next_scan(self) -> None:
-        if self.jobs.running("scan") or not self.scan_queue:
+        if self.jobs.running("scan"):
             return
-        folder = self.scan_queue.pop(0)
+        folder = self.session.next_scan()
+        if folder is None:
+            return
         progress = QProgressDialog(f"Checking the images in '{folder.name}'…", "Cancel", 0, 0, self)
-        progress.setWindowModality(Qt.WindowModal)
+        progress.setWindowModality(Qt.WindowModality.WindowModal)
         progress.setMinimumDuration(500)  # only shown if the scan takes longer than half a second
+
+        def done(report: ScanReport) -> None:
+            progress.close()
+            self._scanned(report)
+
+        def failed(message: str, tb: str) -> None:
+            progress.close()
+            self.show_error(message, tb)
+            self._next_scan()
+
+        def cancelled() -> None:
+            progress.close()
+            self._next_scan()
+
+        def advanced(done: int, total: int) -> None:
+            progress.setMaximum(total)
+            progress.setValue(done)
+
         worker = self.jobs.start(
-            "scan",
-            scan_job(folder),
-            on_done=lambda report: (progress.close(), self._scanned(report)),
-            on_failed=lambda msg, tb: (progress.close(), self.show_error(msg, tb), self._next_scan()),
-            on_cancelled=lambda: (progress.close(), self._next_scan()),
-            on_progress=lambda done, total: (progress.setMaximum(total), progress.setValue(done)),
+            "scan", scan_job(folder), on_done=done, on_failed=failed, on_cancelled=cancelled, on_progress=advanced
         )
         progress.canceled.connect(worker.cancel_token.cancel)
 
     def _scanned(self, report: ScanReport) -> None:
         name = self.confirm_preflight(report)
         if name:
-            if self.training is not None:
-                self.queued_reports.append((report, name))
-            else:
-                self._add_report(report, name)
+            try:
+                self.statusBar().showMessage(self.session.accept(report, name), 8000)
+            except CLStudioError as e:
+                self.show_error(str(e))
         self.render_all()
         self._next_scan()
 
@@ -229,31 +246,33 @@ class MainWindow(QMainWindow):
         dialog = PreflightDialog(report, self)
         return dialog.task_name() if dialog.exec() else None
 
-    def _add_report(self, report: ScanReport, name: str) -> None:
-        try:
-            entry = Project.open(self.state.folder).add_task(report, name=name)
-        except CLStudioError as e:
-            self.show_error(str(e))
-            return
-        self.state.reload()
-        self.statusBar().showMessage(f"Added task '{entry['name']}' ({len(entry['classes'])} classes).", 8000)
-
     # --- training ----------------------------------------------------------------------------------------
     def start_training(self, strategy: str, config: dict[str, Any]) -> None:
-        if self.jobs.running("train") or not self.state.pending:
+        if self.jobs.running("train") or self.jobs.running("setup") or not self.session.can_start():
             return
-        try:
-            if not self.state.trained and (strategy != self.state.strategy or config != self.state.config):
-                Project.open(self.state.folder).reconfigure(strategy, config)
-                self.state.reload()
-        except CLStudioError as e:
-            self.show_error(str(e))
+        if not self.session.needs_reconfigure(strategy, config):
+            self._launch_training()
             return
-        names = [t["name"] for t in self.state.pending]
-        self.training = names[0]
+        # New settings may mean a new image size, which builds the backbone: off the GUI thread.
+        self.statusBar().showMessage("Applying the new settings…")
+        self.jobs.start(
+            "setup",
+            reconfigure_job(self.session.folder, strategy, config),
+            on_done=self._settings_applied,
+            on_failed=self.show_error,
+        )
+
+    def _settings_applied(self, _strategy: str) -> None:
+        self.session.reload()
+        self._launch_training()
+
+    def _launch_training(self) -> None:
+        names = self.session.start()
+        if not names:
+            return
         self.jobs.start(
             "train",
-            train_job(self.state.folder, names),
+            train_job(self.session.folder, names),
             on_done=self._training_ended,
             on_failed=self._training_failed,
             on_cancelled=self._training_ended,
@@ -276,31 +295,22 @@ class MainWindow(QMainWindow):
     def on_event(self, event: ev.Event) -> None:
         self.train.on_event(event)
         self.sparsity.on_event(event)
-        if isinstance(event, ev.TaskStarted):
-            self.training = event.task
-            self.tasks.render(self.state, self.training, [n for _, n in self.queued_reports])
-        if isinstance(event, ev.TaskStarted | ev.EpochEnded | ev.EvalFinished | ev.Cancelled | ev.Failed):
-            self.state.curves.apply(event)
+        if self.session.on_event(event):
             self._dirty = True
+        if isinstance(event, ev.TaskStarted):
+            self.tasks.show_data(self.session.view, self.training, self.session.queued_names)
         if isinstance(event, ev.Warning):
             self.statusBar().showMessage(event.message, 15000)
         if isinstance(event, ev.TaskFinished):
-            committed = Project.open(self.state.folder)  # the worker committed: show what is on disk
-            self.state.doc = committed.doc
-            names, R = self.state.matrix()
-            self.matrix.render(names, R, self.state.metrics(), self.state.class_il())
-            self.tasks.render(self.state, None, [n for _, n in self.queued_reports])
-            self.sparsity.render(committed.info())
-            self.classify.render(self.state)
+            self.tasks.show_data(self.session.view, None, self.session.queued_names)
+            self._render_results()
 
     def _training_ended(self, _result: Any = None) -> None:
-        self.training = None
-        for report, name in self.queued_reports:
-            self._add_report(report, name)
-        self.queued_reports.clear()
-        self.state.reload()
+        errors = self.session.training_ended()
         self.render_all()
         self.statusBar().showMessage("Training finished." if _result is not None else "Training cancelled.", 10000)
+        for message in errors:
+            self.show_error(message)
 
     def _training_failed(self, message: str, tb: str) -> None:
         self._training_ended(None)
@@ -312,7 +322,7 @@ class MainWindow(QMainWindow):
             return
         self.jobs.start(
             "classify",
-            classify_job(self.state.folder, paths, task),
+            classify_job(self.session.folder, paths, task),
             on_done=self.classify.show_results,
             on_failed=self.show_error,
         )
@@ -321,7 +331,7 @@ class MainWindow(QMainWindow):
     def show_error(self, message: str, tb: str = "") -> None:
         """The one place errors go: a readable dialog, and the traceback in the log file."""
         log.error("%s\n%s", message, tb)
-        box = QMessageBox(QMessageBox.Warning, "CL Studio", message, QMessageBox.Ok, self)
+        box = QMessageBox(QMessageBox.Icon.Warning, "CL Studio", message, QMessageBox.StandardButton.Ok, self)
         if tb:
             box.setInformativeText(f"Details are in {log_file()}")
         box.open()  # window-modal but non-blocking: a worker's error never freezes the event loop
@@ -343,7 +353,7 @@ class MainWindow(QMainWindow):
             "Training is running",
             "A task is training. Cancel it and quit? (Finished tasks are saved; this task stays untrained.)",
         )
-        return answer == QMessageBox.Yes
+        return answer == QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.jobs.running("train") and not self.confirm_close():
@@ -353,7 +363,7 @@ class MainWindow(QMainWindow):
         s = settings()
         s.setValue("geometry", self.saveGeometry())
         s.setValue("splitter", self.splitter.saveState())
-        s.setValue("last_project", str(self.state.folder))
+        s.setValue("last_project", str(self.session.folder))
         s.sync()
         self.refresh_timer.stop()
         event.accept()

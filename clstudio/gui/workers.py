@@ -23,10 +23,10 @@ STEP_INTERVAL_S = 0.1  # StepProgress reaches the UI at most 10 times a second
 
 
 class Worker(QObject):
-    """Runs ``fn(worker)`` in its thread. ``event`` carries engine events; exactly one of ``done``,
+    """Runs ``fn(worker)`` in its thread. ``engine_event`` carries engine events; exactly one of ``done``,
     ``cancelled`` or ``failed`` ends every job."""
 
-    event = Signal(object)
+    engine_event = Signal(object)  # not 'event': that is QObject's own event handler
     progress = Signal(int, int)
     done = Signal(object)
     cancelled = Signal()
@@ -47,7 +47,7 @@ class Worker(QObject):
             if now - self._last_step < STEP_INTERVAL_S and event.step != event.steps:
                 return
             self._last_step = now
-        self.event.emit(event)
+        self.engine_event.emit(event)
 
     @Slot()
     def run(self) -> None:
@@ -96,7 +96,7 @@ class JobRunner(QObject):
         relay = _Relay(self, kind, on_done, on_failed, on_cancelled, on_event)
         if on_progress:
             relay.progress.connect(on_progress)
-        worker.event.connect(relay.on_event)
+        worker.engine_event.connect(relay.on_event)
         worker.done.connect(relay.on_done)
         worker.failed.connect(relay.on_failed)
         worker.cancelled.connect(relay.on_cancelled)
@@ -212,5 +212,29 @@ def classify_job(project_folder: Path, paths: list[str], task: str, top_k: int =
         from clstudio.engine.project import Project
 
         return Project.open(project_folder, device="cpu").classify(paths, task, top_k=top_k)
+
+    return run
+
+
+def create_project_job(folder: Path) -> Callable[[Worker], Any]:
+    """A new project with the default strategy and backbone (building the backbone takes seconds)."""
+
+    def run(worker: Worker) -> str:
+        from clstudio.engine.project import Project
+
+        Project.create(folder)
+        return str(folder)
+
+    return run
+
+
+def reconfigure_job(folder: Path, strategy: str, config: dict[str, Any]) -> Callable[[Worker], Any]:
+    """New settings for a project with no trained task (a new image size builds the backbone)."""
+
+    def run(worker: Worker) -> str:
+        from clstudio.engine.project import Project
+
+        Project.open(folder).reconfigure(strategy, config)
+        return strategy
 
     return run

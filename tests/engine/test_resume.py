@@ -47,10 +47,18 @@ def _same_tensors(a, b) -> bool:
     return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
 
 
-@pytest.mark.parametrize("strategy", ["clr", "finetune"])
-def test_resumed_task_is_bit_identical_to_uninterrupted(tmp_path, data, strategy):
-    ref = Project.create(tmp_path / "ref", strategy=strategy, backbone="tiny", config=CFG)
-    run = Project.create(tmp_path / "run", strategy=strategy, backbone="tiny", config=CFG)
+# Rehearsal at 5 epochs: TDM updates masks every epoch, DDR removes data after epochs 1 and 2, DER++ replays
+# from the buffer in the second task: a crash in epoch 3 has all of that state to carry over.
+REHEARSAL_CFG = {"epochs": 5, "lr": 0.01, "augment": "light", "buffer_size": 20, "batch_size": 8}
+
+
+@pytest.mark.parametrize(
+    "strategy,cfg",
+    [("clr", CFG), ("finetune", CFG), ("sparcl", REHEARSAL_CFG), ("er", {**REHEARSAL_CFG, "replay": "er"})],
+)
+def test_resumed_task_is_bit_identical_to_uninterrupted(tmp_path, data, strategy, cfg):
+    ref = Project.create(tmp_path / "ref", strategy=strategy, backbone="tiny", config=cfg)
+    run = Project.create(tmp_path / "run", strategy=strategy, backbone="tiny", config=cfg)
     for p in (ref, run):
         p.add_task(data[0])
         p.add_task(data[1])
@@ -68,7 +76,13 @@ def test_resumed_task_is_bit_identical_to_uninterrupted(tmp_path, data, strategy
     assert resumed and resumed[0].from_epoch == 2  # epoch 3's checkpoint was never written
     assert [e.epoch for e in seen if isinstance(e, ev.EpochEnded)] == [3, 4, 5]
     assert _same_tensors(again.folder / "weights/task-t2.safetensors", ref.folder / "weights/task-t2.safetensors")
+    assert again.doc["shared_weights"] == ref.doc["shared_weights"]
+    if ref.doc["shared_weights"]:  # fine-tune's network; rehearsal's network, head, masks and buffer
+        assert _same_tensors(again.folder / again.doc["shared_weights"], ref.folder / ref.doc["shared_weights"])
     assert again.doc["R"] == ref.doc["R"]
+    assert again.doc.get("R_class_il") == ref.doc.get("R_class_il")
+    for key in ("flops_used", "flops_dense", "iterations", "ddr_removed", "sparsity"):
+        assert again.tasks[1].get(key) == ref.tasks[1].get(key), key
     assert not (again.folder / "checkpoints" / "t2.safetensors").exists()
 
 
@@ -105,7 +119,11 @@ def test_checkpoint_for_other_settings_is_not_resumed(tmp_path, data):
     assert not any(isinstance(e, ev.TaskResumed) for e in seen)
 
 
-def _cli(project, data, *extra):
+CLR_ARGS = ("--set", "patience=100")
+SPARCL_ARGS = ("--strategy", "sparcl", "--set", "buffer_size=20", "--batch-size", "8")
+
+
+def _cli(project, data, *extra, method=CLR_ARGS):
     args = [
         sys.executable,
         "-m",
@@ -119,8 +137,7 @@ def _cli(project, data, *extra):
         "5",
         "--lr",
         "0.01",
-        "--set",
-        "patience=100",
+        *method,
         *extra,
     ]
     for d in data:
@@ -128,20 +145,26 @@ def _cli(project, data, *extra):
     return args
 
 
-def test_sigkill_loop_loses_nothing(tmp_path, data):
-    """Kill `clstudio train --resume` at random moments, 20 times; after each kill the project opens, finished
-    tasks are bit-identical, the history parses; the end result equals an uninterrupted run."""
+@pytest.mark.parametrize(
+    "method,max_kills,min_kills", [(CLR_ARGS, 20, 10), (SPARCL_ARGS, 12, 6)], ids=["clr", "sparcl"]
+)
+def test_sigkill_loop_loses_nothing(tmp_path, data, method, max_kills, min_kills):
+    """Kill `clstudio train --resume` at random moments, up to 20 times; after each kill the project opens,
+    finished tasks are bit-identical, the history parses; the end result equals an uninterrupted run."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     reference = tmp_path / "reference"
-    subprocess.run(_cli(reference, data), env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(_cli(reference, data, method=method), env=env, check=True, capture_output=True, timeout=300)
     project = tmp_path / "killed"
     rng = random.Random(1234)
     finished: dict[str, str] = {}
     kills = 0
     deadline = time.monotonic() + 240
-    while kills < 20 and time.monotonic() < deadline:
+    while kills < max_kills and time.monotonic() < deadline:
         proc = subprocess.Popen(
-            _cli(project, data, "--resume"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            _cli(project, data, "--resume", method=method),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         time.sleep(rng.uniform(1.0, 3.0))
         if proc.poll() is not None:
@@ -158,10 +181,17 @@ def test_sigkill_loop_loses_nothing(tmp_path, data):
         for line in (project / "history.jsonl").read_text().splitlines()[:-1]:
             json.loads(line)  # every complete line is valid (only the last may be torn by the kill)
         assert all((project / t["weights"]).exists() for t in p.trained_tasks())
-    assert kills >= 10, f"only {kills} kills landed"
-    subprocess.run(_cli(project, data, "--resume"), env=env, check=True, capture_output=True, timeout=300)
+    assert kills >= min_kills, f"only {kills} kills landed"
+    subprocess.run(
+        _cli(project, data, "--resume", method=method), env=env, check=True, capture_output=True, timeout=300
+    )
     done = Project.open(project)
     assert [t["trained"] for t in done.tasks] == [True, True, True]
+    ref_doc = json.loads((reference / "project.json").read_text())
+    assert done.doc["shared_weights"] == ref_doc["shared_weights"]
     for f in (reference / "weights").glob("task-*.safetensors"):
         assert _same_tensors(project / "weights" / f.name, f), f.name
-    assert done.doc["R"] == json.loads((reference / "project.json").read_text())["R"]
+    if ref_doc["shared_weights"]:  # SparCL: the network, head, masks and buffer after the last task
+        assert _same_tensors(project / ref_doc["shared_weights"], reference / ref_doc["shared_weights"])
+    assert done.doc["R"] == ref_doc["R"]
+    assert done.doc.get("R_class_il") == ref_doc.get("R_class_il")

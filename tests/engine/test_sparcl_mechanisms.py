@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from clstudio.engine.models.backbones import create_backbone
-from clstudio.engine.sparcl.buffer import ReservoirBuffer
+from clstudio.engine.replay import ReservoirBuffer
 from clstudio.engine.sparcl.ddr import DataRemoval, ForgettingStats, removal_stages
 from clstudio.engine.sparcl.dgm import GradientMasks
 from clstudio.engine.sparcl.flops import dense_cost, iteration_cost, layer_macs
 from clstudio.engine.sparcl.masks import MaskSet, TdmStep, conv_sparsity, expand, shrink, sparse_layers, tdm_schedule
-from clstudio.engine.sparcl.trainer import masked_head_ce
+from clstudio.engine.training.rehearsal import masked_head_ce
 
 
 @pytest.fixture(scope="module")

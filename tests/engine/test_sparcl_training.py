@@ -91,8 +91,7 @@ def test_sparcl_invariants_in_the_training_loop(tmp_path, folders):
     for f in folders[:2]:
         p.add_task(f)
     watch = Watcher(p)
-    trainer = p.trainer()
-    trainer.probe = watch
+    p.training_method.probe = watch
     events: list = []
     p.train_pending(observers=[events.append])
 

@@ -28,7 +28,7 @@ def drop(widget, paths) -> bool:
 
 def add_tasks(qtbot, window, folders) -> None:
     assert drop(window, folders)
-    qtbot.waitUntil(lambda: len(window.state.tasks) == len(folders) and not window.jobs.busy, timeout=20000)
+    qtbot.waitUntil(lambda: len(window.session.tasks) == len(folders) and not window.jobs.busy, timeout=20000)
 
 
 def train_all(qtbot, window, events=None) -> None:
@@ -52,7 +52,7 @@ def test_dropping_folders_adds_tasks_after_preflight(qtbot, window, folders):
     window.confirm_preflight = lambda report: seen.append(report) or f"my-{report.name}"
     add_tasks(qtbot, window, [folders["stripes"], folders["colours"]])
     assert [r.classes for r in seen] == [["horizontal", "vertical"], ["blue", "green", "red"]]
-    assert [t["name"] for t in window.state.tasks] == ["my-stripes", "my-colours"]
+    assert [t["name"] for t in window.session.tasks] == ["my-stripes", "my-colours"]
     assert window.tasks.task_names() == ["my-stripes", "my-colours"]
     assert window.train.start.isEnabled()
 
@@ -61,7 +61,7 @@ def test_rejected_preflight_adds_nothing_and_a_file_is_explained(qtbot, window, 
     window.confirm_preflight = lambda report: None
     drop(window, [folders["stripes"]])
     qtbot.waitUntil(lambda: not window.jobs.busy, timeout=20000)
-    assert window.state.tasks == []
+    assert window.session.tasks == []
     f = tmp_path / "note.txt"
     f.write_text("x")
     drop(window, [f])
@@ -73,7 +73,7 @@ def test_unusable_folder_shows_a_readable_error(qtbot, window, tmp_path):
     drop(window, [tmp_path / "one"])
     qtbot.waitUntil(lambda: getattr(window, "last_error", None) is not None, timeout=20000)
     assert "only one class" in window.last_error
-    assert window.state.tasks == []
+    assert window.session.tasks == []
 
 
 def test_two_task_clr_run_fills_matrix_and_curves(qtbot, window, folders):
@@ -82,7 +82,7 @@ def test_two_task_clr_run_fills_matrix_and_curves(qtbot, window, folders):
     train_all(qtbot, window, events)
     kinds = {type(e).__name__ for e in events}
     assert {"TaskStarted", "StepProgress", "EpochEnded", "EvalFinished", "TaskFinished"} <= kinds
-    R = Project.open(window.state.folder).doc["R"]
+    R = Project.open(window.session.folder).doc["R"]
     shown = window.matrix.values
     assert shown.shape == (2, 2) and np.isnan(shown[0, 1])
     assert shown[0, 0] == R[0][0] and shown[1, 0] == R[1][0] and shown[1, 1] == R[1][1]
@@ -90,7 +90,7 @@ def test_two_task_clr_run_fills_matrix_and_curves(qtbot, window, folders):
     x, y = window.curves.task_curve("stripes")
     assert len(x) == FAST["epochs"] + 2  # its own epochs, then its evaluation after each task
     assert y[-1] == R[1][0]
-    assert all(t["trained"] for t in window.state.tasks)
+    assert all(t["trained"] for t in window.session.tasks)
     assert window.classify.task.count() == 2
     assert not window.train.strategy.isEnabled()  # fixed now that tasks are trained
 
@@ -109,12 +109,12 @@ def test_cancel_mid_task_leaves_it_untrained_and_app_usable(qtbot, window, folde
     window.train.start.click()
     qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=60000)
     assert any(isinstance(e, ev.Cancelled) for e in cancelled)
-    assert [t["trained"] for t in window.state.tasks] == [False]
-    assert window.state.curves.points == {}  # the cancelled task's partial curve is gone
+    assert [t["trained"] for t in window.session.tasks] == [False]
+    assert window.session.curves.points == {}  # the cancelled task's partial curve is gone
     assert window.train.start.isEnabled()
     window.on_event = original
     train_all(qtbot, window)
-    assert [t["trained"] for t in window.state.tasks] == [True]
+    assert [t["trained"] for t in window.session.tasks] == [True]
 
 
 def test_pause_and_resume_take_effect_quickly(qtbot, window, folders):
@@ -134,14 +134,14 @@ def test_pause_and_resume_take_effect_quickly(qtbot, window, folders):
     window.train.pause.click()
     qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=60000)
     assert any(isinstance(e, ev.Resumed) for _, e in events)
-    assert window.state.tasks[0]["trained"]
+    assert window.session.tasks[0]["trained"]
 
 
 def test_classify_view_shows_right_top1(qtbot, window, folders):
     add_tasks(qtbot, window, [folders["colours"]])
     window.train.form.editors["epochs"][0].setValue(20)  # set in the form, as a person would
     train_all(qtbot, window)
-    assert Project.open(window.state.folder).doc["strategy"]["config"]["epochs"] == 20
+    assert Project.open(window.session.folder).doc["strategy"]["config"]["epochs"] == 20
     window.classify.task.setCurrentText("colours")
     images = [sorted((folders["colours"] / c).iterdir())[0] for c in ("red", "green", "blue")]
     window.classify.request([str(p) for p in images])
@@ -156,14 +156,14 @@ def test_reopen_shows_same_tasks_matrix_and_curves(qtbot, window, folders, proje
 
     add_tasks(qtbot, window, [folders["stripes"], folders["colours"]])
     train_all(qtbot, window)
-    values, points = window.matrix.values.copy(), dict(window.state.curves.points)
+    values, points = window.matrix.values.copy(), dict(window.session.curves.points)
     window.close()
     again = MainWindow(project)
     qtbot.addWidget(again)
     try:
         assert again.tasks.task_names() == ["stripes", "colours"]
         assert np.array_equal(again.matrix.values, values, equal_nan=True)
-        assert again.state.curves.points == points
+        assert again.session.curves.points == points
         assert again.classify.task.count() == 2
     finally:
         again.close()
@@ -200,7 +200,7 @@ def test_close_during_training_cancels_and_joins(qtbot, window, folders):
     window.confirm_close = lambda: asked.append(1) or True
     window.close()
     assert asked and not window.jobs.busy
-    assert not Project.open(window.state.folder).tasks[0]["trained"]
+    assert not Project.open(window.session.folder).tasks[0]["trained"]
 
 
 def test_training_process_killed_mid_task_gives_a_readable_error_and_resumes(qtbot, window, folders):
@@ -221,10 +221,10 @@ def test_training_process_killed_mid_task_gives_a_readable_error_and_resumes(qtb
     os.kill(children[0].pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=30000)
     assert "stopped unexpectedly" in (window.last_error or "")
-    assert [t["trained"] for t in window.state.tasks] == [False]
+    assert [t["trained"] for t in window.session.tasks] == [False]
     seen.clear()
     train_all(qtbot, window)
-    assert [t["trained"] for t in window.state.tasks] == [True]
+    assert [t["trained"] for t in window.session.tasks] == [True]
     resumed = [e for e in seen if isinstance(e, ev.TaskResumed)]
     # it continued from its last saved epoch (1 or 2: the kill races the save of epoch 2)
     assert resumed and resumed[0].from_epoch >= 1

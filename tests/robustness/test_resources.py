@@ -14,7 +14,8 @@ from clstudio.engine.data import dataset as dataset_module
 from clstudio.engine.data.synthetic import make_task_folder
 from clstudio.engine.errors import Cancelled, CLStudioError
 from clstudio.engine.project import Project
-from clstudio.engine.train import Trainer
+from clstudio.engine.training.per_task import PerTaskHeadTraining
+from clstudio.engine.training.rehearsal import RehearsalTraining
 
 
 @pytest.fixture
@@ -26,16 +27,16 @@ def project(tmp_path):
 
 
 def test_out_of_memory_halves_the_batch_and_tells_the_user(project, monkeypatch):
-    real_step = Trainer.train_step
+    real_step = PerTaskHeadTraining.train_step
     sizes: list[int] = []
 
-    def step(self, xb, yb, optimizer, scaler):
+    def step(self, xb, yb):
         sizes.append(len(yb))
         if len(yb) > 8:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_step(self, xb, yb, optimizer, scaler)
+        return real_step(self, xb, yb)
 
-    monkeypatch.setattr(Trainer, "train_step", step)
+    monkeypatch.setattr(PerTaskHeadTraining, "train_step", step)
     seen: list = []
     task = project.train_task("colours", observers=[seen.append])
     warnings = [e.message for e in seen if isinstance(e, ev.Warning)]
@@ -47,11 +48,38 @@ def test_out_of_memory_halves_the_batch_and_tells_the_user(project, monkeypatch)
     assert [e.epoch for e in seen if isinstance(e, ev.EpochEnded)] == [1, 2]
 
 
+def test_rehearsal_out_of_memory_halves_the_batch_too(tmp_path, monkeypatch):
+    folder = make_task_folder(tmp_path / "colours", ("red", "green", "blue"), 20, size=32, seed=2)
+    p = Project.create(tmp_path / "p", strategy="sparcl", backbone="tiny", config={"epochs": 2, "batch_size": 16})
+    p.add_task(folder)
+    real_step = RehearsalTraining.step
+    sizes: list[int] = []
+
+    def step(self, batch):
+        sizes.append(len(batch))
+        if len(batch) > 4:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_step(self, batch)
+
+    monkeypatch.setattr(RehearsalTraining, "step", step)
+    seen: list = []
+    task = p.train_task("colours", observers=[seen.append])
+    warnings = [e.message for e in seen if isinstance(e, ev.Warning)]
+    assert warnings == [
+        "'colours': out of GPU memory at batch size 16; retrying the epoch with batch size 8.",
+        "'colours': out of GPU memory at batch size 8; retrying the epoch with batch size 4.",
+    ]
+    assert task["trained"] and sizes[:2] == [16, 8] and set(sizes[2:]) == {4}
+    assert [e.epoch for e in seen if isinstance(e, ev.EpochEnded)] == [1, 2]
+    # The dense FLOPs reference keeps the configured schedule (batch 16), whatever the back-off did.
+    assert task["dense_iterations"] == 2 * (len(p.task_index(task)["train"]) // 16)
+
+
 def test_out_of_memory_at_one_image_is_a_clear_error(project, monkeypatch):
-    def step(self, xb, yb, optimizer, scaler):
+    def step(self, xb, yb):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(Trainer, "train_step", step)
+    monkeypatch.setattr(PerTaskHeadTraining, "train_step", step)
     with pytest.raises(CLStudioError, match="even with one image per batch"):
         project.train_task("colours")
     assert not Project.open(project.folder).tasks[0]["trained"]

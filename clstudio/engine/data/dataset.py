@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from clstudio.engine.data.decode import DecodeError, decode_rgb
 
@@ -34,7 +34,7 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        return cls(int(d["image_size"]), tuple(d["mean"]), tuple(d["std"]), str(d.get("resize", "square")))  # type: ignore[arg-type]
+        return cls(int(d["image_size"]), tuple(d["mean"]), tuple(d["std"]), str(d.get("resize", "square")))
 
     def normalise(self, images_uint8: torch.Tensor) -> torch.Tensor:
         """[N,3,H,W] uint8 → float, (x/255 − mean) / std."""
@@ -118,7 +118,7 @@ class ImageListDataset(Dataset):
         self.augment = augment
         self.cache = cache
         self.failures: dict[str, str] = {}
-        self.on_item: Callable[[], None] | None = None  # called before each image (cancel / pause checks)
+        self.on_item: Callable[[], object] | None = None  # called before each image (cancel / pause checks)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -150,3 +150,27 @@ def collate_skip_failed(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Te
         return torch.empty(0, 3, 1, 1, dtype=torch.uint8), torch.empty(0, dtype=torch.long), failed
     xs, ys = zip(*good, strict=True)
     return torch.stack(xs), torch.tensor(ys, dtype=torch.long), failed
+
+
+def image_loader(
+    dataset: ImageListDataset,
+    batch_size: int,
+    train: bool,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    seed: int = 0,
+) -> DataLoader:
+    """Batches of (uint8 images, labels, failed count). Training: shuffled by a generator of its own (its state
+    is what an epoch checkpoint saves); evaluation: in order."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        generator=torch.Generator().manual_seed(seed) if train else None,
+        # A last batch of one image breaks BatchNorm in train mode and says little: drop only that case.
+        drop_last=train and len(dataset) % batch_size == 1 and len(dataset) > 1,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        collate_fn=collate_skip_failed,
+        persistent_workers=num_workers > 0,
+    )

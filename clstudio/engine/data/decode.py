@@ -81,7 +81,7 @@ def decode_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
         img = ImageOps.exif_transpose(img) or img
         img = _to_rgb(img)
         if size:
-            img = img.resize((size, size), Image.BILINEAR)
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(img, dtype=np.uint8).copy()
     except DecodeError:
         raise

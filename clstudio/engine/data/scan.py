@@ -213,7 +213,8 @@ def scan_folder(
     skipped: list[Problem] = []
     layout = "split" if train_dir and (val_dir or test_dir) else "flat"
     class_root = train_dir if layout == "split" else root
-    class_dirs = _subfolders(class_root)  # type: ignore[arg-type]
+    assert class_root is not None  # the split layout has a train folder by definition
+    class_dirs = _subfolders(class_root)
     if not class_dirs:
         loose = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS] if root.is_dir() else []
         hint = f" It holds {len(loose)} images directly;" if loose else ""
@@ -228,21 +229,23 @@ def scan_folder(
         )
 
     per_split: dict[str, dict[int, list[str]]] = {}
-    split_dirs = {"train": class_root} if layout == "flat" else {"train": train_dir, "val": val_dir, "test": test_dir}
+    split_dirs: dict[str, Path | None] = (
+        {"train": class_root} if layout == "flat" else {"train": train_dir, "val": val_dir, "test": test_dir}
+    )
     for split, base in split_dirs.items():
         if base is None:
             continue
         per_split[split] = {}
-        for sub in _subfolders(base):  # type: ignore[arg-type]
+        for sub in _subfolders(base):
             if sub.name not in classes:
                 skipped.append(Problem(_rel(sub, root), f"class '{sub.name}' is not in {class_root.name}/; ignored"))
                 continue
             per_split[split][classes.index(sub.name)] = _list_images(sub, root, skipped)
-        for loose in sorted(p for p in Path(base).iterdir() if p.is_file()):  # type: ignore[arg-type]
-            if not _is_hidden(loose.name):
-                skipped.append(Problem(_rel(loose, root), "file outside any class folder"))
+        for stray in sorted(p for p in base.iterdir() if p.is_file()):
+            if not _is_hidden(stray.name):
+                skipped.append(Problem(_rel(stray, root), "file outside any class folder"))
             else:
-                skipped.append(Problem(_rel(loose, root), "hidden or system file"))
+                skipped.append(Problem(_rel(stray, root), "hidden or system file"))
 
     # Verify every candidate by decoding it; threads, because PIL releases the GIL while decoding. Results are
     # cached per file (size + mtime), so scanning the same large folder again takes seconds, not minutes.
@@ -255,7 +258,7 @@ def scan_folder(
         cache = _ScanCache(root) if use_cache else None
         todo: list[str] = []
         for rel in candidates:
-            cached = cache.lookup(rel) if cache else _ScanCache.MISS
+            cached: Any = cache.lookup(rel) if cache else _ScanCache.MISS  # MISS, "" (good) or the reason
             if cached is _ScanCache.MISS:
                 todo.append(rel)
             elif cached:

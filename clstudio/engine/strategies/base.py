@@ -66,6 +66,11 @@ class Strategy:
     description: ClassVar[str] = ""
     Config: ClassVar[type[CommonConfig]] = TrainConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    PRESET_BACKBONES: ClassVar[dict[str, str]] = {}  # preset → the backbone it implies (else the default)
+    # How a task trains (engine/training): "per_task_head" (a new head per task, best epoch, early stop) or
+    # "rehearsal" (one growing head over every class, replay). One-head strategies are also Class-IL.
+    training: ClassVar[str] = "per_task_head"
+    class_incremental: ClassVar[bool] = False
 
     def __init__(self, backbone: Backbone, config: CommonConfig, device: str = "cpu") -> None:
         self.backbone = backbone
@@ -78,7 +83,7 @@ class Strategy:
         self.active: str | None = None
         # channels_last: oneDNN (CPU) and cuDNN convolutions run markedly faster in NHWC; measured in
         # bench/clr_speed.py (ResNet-18 CLR step 2.2 s → 1.6 s on 2 CPU cores).
-        self.features.to(self.device, memory_format=torch.channels_last)
+        self.features.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._pristine = self._copy(self.task_feature_names())
 
     # --- hooks -------------------------------------------------------------------------------------
@@ -137,6 +142,14 @@ class Strategy:
             self.head.weight.copy_(w)
             self.head.bias.copy_(state["head.bias"])
         self.active = task_id
+
+    def class_range(self, task_id: str) -> tuple[int, int]:
+        """Where a task's classes sit in a shared head; only one-head strategies have one."""
+        raise ProjectError(f"Strategy {self.name} has a head per task: task '{task_id}' has no range in a shared one.")
+
+    def show_all_classes(self) -> None:
+        """Make forward() return every class seen so far (Class-IL); only one-head strategies can."""
+        raise ProjectError(f"Strategy {self.name} has a head per task: it cannot score every class at once.")
 
     def current_task_state(self) -> TensorDict:
         assert self.head is not None

@@ -65,7 +65,7 @@ class CLRStrategy(Strategy):
         return [f"{path}.conv.weight" for path in clr_layers(self.features)] + self._bn_names()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        params = [layer.conv.weight for layer in clr_layers(self.features).values()]
+        params: list[nn.Parameter] = [layer.conv.weight for layer in clr_layers(self.features).values()]  # type: ignore[misc]
         for bn in batchnorms(self.features).values():
             params += [bn.weight, bn.bias]
         assert self.head is not None

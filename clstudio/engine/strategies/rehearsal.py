@@ -19,7 +19,7 @@ from torch import nn
 
 from clstudio.engine.errors import ProjectError
 from clstudio.engine.models.backbones import Backbone
-from clstudio.engine.sparcl.buffer import ReservoirBuffer
+from clstudio.engine.replay import ReservoirBuffer
 from clstudio.engine.sparcl.masks import MaskSet
 from clstudio.engine.strategies.base import CommonConfig, Strategy, TensorDict, setting
 
@@ -55,6 +55,7 @@ class RehearsalStrategy(Strategy):
 
     Config: ClassVar[type[CommonConfig]] = RehearsalConfig
     class_incremental: ClassVar[bool] = True
+    training: ClassVar[str] = "rehearsal"
     PRESETS = {"paper": PAPER_PRESET, "app": {}}
     PRESET_BACKBONES: ClassVar[dict[str, str]] = {"paper": "resnet18_cifar"}  # the paper trains from scratch
 
@@ -103,6 +104,9 @@ class RehearsalStrategy(Strategy):
         if task_id == self.active and self._training_range is not None:
             return self._training_range
         raise ProjectError(f"Task '{task_id}' has not been trained yet.")
+
+    def show_all_classes(self) -> None:
+        self.view = None
 
     def activate_task(self, task_id: str) -> None:
         self.view = self.class_range(task_id)

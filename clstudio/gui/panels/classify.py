@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 )
 
 from clstudio.engine.data.decode import IMAGE_EXTENSIONS
+from clstudio.engine.views import ProjectView
 from clstudio.gui.panels.preflight import thumbnail
-from clstudio.gui.state import ProjectState
 
 
 class ResultCard(QWidget):
@@ -33,7 +33,7 @@ class ResultCard(QWidget):
         if pix:
             image.setPixmap(pix)
         image.setFixedSize(120, 120)
-        image.setAlignment(Qt.AlignCenter)
+        image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(image)
         grid = QGridLayout()
         grid.addWidget(QLabel(f"<b>{result['path'].rsplit('/', 1)[-1]}</b>"), 0, 0, 1, 2)
@@ -79,15 +79,15 @@ class ClassifyPanel(QWidget):
         layout.addWidget(self.classes)
         layout.addWidget(self.status)
         layout.addWidget(scroll, 1)
-        self._state: ProjectState | None = None
+        self._state: ProjectView | None = None
         self.task.currentIndexChanged.connect(self._task_changed)
 
-    def render(self, state: ProjectState) -> None:
+    def show_data(self, state: ProjectView) -> None:
         self._state = state
         current = self.task.currentText()
         self.task.blockSignals(True)
         self.task.clear()
-        for t in state.trained:
+        for t in state.trained_tasks():
             self.task.addItem(t["name"])
         if current and self.task.findText(current) >= 0:
             self.task.setCurrentText(current)
@@ -96,7 +96,8 @@ class ClassifyPanel(QWidget):
         self._task_changed()
 
     def _task_changed(self) -> None:
-        t = self._state.task(self.task.currentText()) if self._state else None
+        name = self.task.currentText()
+        t = self._state.task(name) if self._state and name else None
         self.classes.setText("Classes: " + ", ".join(t["classes"]) if t else "No trained task yet.")
 
     def _open(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from clstudio.gui.state import Curves
+from clstudio.gui.session import Curves
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
@@ -37,7 +37,7 @@ class CurvesPanel(QWidget):
         layout.addWidget(self.acc, 3)
         layout.addWidget(self.loss, 2)
 
-    def render(self, curves: Curves) -> None:
+    def show_data(self, curves: Curves) -> None:
         for task in list(self.items):
             if task not in curves.points:
                 self.acc.removeItem(self.items.pop(task))

@@ -35,7 +35,7 @@ class MatrixPanel(QWidget):
         self.badges = {k: QLabel() for k in ("ACC", "BWT", "forgetting")}
         for key, label in self.badges.items():
             label.setStyleSheet(BADGE)
-            label.setToolTip(metrics.FORMULAS[key])
+            label.setToolTip(metrics.FORMULAS[key] or "")
         self.empty = QLabel("The matrix fills in as tasks finish: row i is measured right after task i is learned.")
         self.scenario = QComboBox()
         self.scenario.addItems(["Class-IL", "Task-IL"])
@@ -56,7 +56,7 @@ class MatrixPanel(QWidget):
         layout.addWidget(self.empty)
         layout.addWidget(self.plot, 1)
 
-    def render(
+    def show_data(
         self,
         names: list[str],
         R: list[list[float | None]],

@@ -32,7 +32,7 @@ def thumbnail(path: str | Path, size: int = THUMB) -> QPixmap | None:
         rgb = decode_rgb(path, size)
     except DecodeError:
         return None
-    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format_RGB888)
+    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
     return QPixmap.fromImage(image.copy())
 
 
@@ -54,8 +54,8 @@ class PreflightDialog(QDialog):
         self.table = QTableWidget(len(report.classes), 4)
         self.table.setHorizontalHeaderLabels(["", "Class", "Train", "Evaluation"])
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
-        first = {}
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        first: dict[int, str] = {}
         for rel, y in report.train:
             first.setdefault(y, rel)
         for row, (cls, (n_train, n_eval)) in enumerate(report.counts().items()):
@@ -64,7 +64,7 @@ class PreflightDialog(QDialog):
             cell = QLabel()
             if pix:
                 cell.setPixmap(pix)
-            cell.setAlignment(Qt.AlignCenter)
+            cell.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self.table.setCellWidget(row, 0, cell)
             self.table.setItem(row, 1, QTableWidgetItem(cls))
             self.table.setItem(row, 2, QTableWidgetItem(str(n_train)))
@@ -79,8 +79,8 @@ class PreflightDialog(QDialog):
             self.problems.addItem(f"Skipped {len(report.skipped)} hidden, system or non-image entries")
         if not self.problems.count():
             self.problems.addItem("No problems found: every image decodes.")
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        buttons.button(QDialogButtonBox.Ok).setText("Add task")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Add task")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

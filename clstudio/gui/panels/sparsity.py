@@ -63,7 +63,7 @@ class SparsityPanel(QWidget):
             self.bars_plot.removeItem(self.bars)
             self.bars = None
 
-    def render(self, info: dict[str, Any]) -> None:
+    def show_data(self, info: dict[str, Any]) -> None:
         self._clear()
         self.live = None
         if info.get("class_incremental"):

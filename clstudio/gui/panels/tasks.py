@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
-from clstudio.gui.state import ProjectState
+from clstudio.engine.views import ProjectView
 
 DROP_HINT = "Drop a folder of images here — one subfolder per class — to add a task"
 
@@ -18,7 +18,7 @@ class TasksPanel(QWidget):
         self.title = QLabel("<b>Tasks</b>")
         self.hint = QLabel(DROP_HINT)
         self.hint.setWordWrap(True)
-        self.hint.setAlignment(Qt.AlignCenter)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setStyleSheet(
             "QLabel { border: 2px dashed #8a8f98; border-radius: 8px; padding: 18px; color: #4a4f58; }"
         )
@@ -35,7 +35,7 @@ class TasksPanel(QWidget):
         layout.addWidget(self.hint)
         layout.addWidget(self.add_button)
 
-    def render(self, state: ProjectState, training: str | None = None, queued: list[str] | None = None) -> None:
+    def show_data(self, state: ProjectView, training: str | None = None, queued: list[str] | None = None) -> None:
         self.list.clear()
         for t in state.tasks:
             n_images = t["train_images"] + t["eval_images"]

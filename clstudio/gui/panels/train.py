@@ -28,14 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from clstudio.engine import events as ev
+from clstudio.engine.formatting import format_duration
 from clstudio.engine.strategies import get_strategy_class, list_strategies
-
-
-def fmt_eta(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "—"
-    s = int(seconds)
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
 
 
 class ConfigForm(QWidget):
@@ -55,24 +49,29 @@ class ConfigForm(QWidget):
             value = values.get(f.name, f.default)
             kind = type(f.default)
             choices = f.metadata.get("choices") or ()
+            w: QWidget
             if kind is bool:
-                w = QCheckBox()
-                w.setChecked(bool(value))
+                box = QCheckBox()
+                box.setChecked(bool(value))
+                w = box
             elif kind is int:
-                w = QSpinBox()
-                w.setRange(0, 1_000_000)
-                w.setValue(int(value))
+                spin = QSpinBox()
+                spin.setRange(0, 1_000_000)
+                spin.setValue(int(value))
+                w = spin
             elif kind is float:
-                w = QDoubleSpinBox()
-                w.setDecimals(6)
-                w.setRange(0.0, 1e3)
+                dspin = QDoubleSpinBox()
+                dspin.setDecimals(6)
+                dspin.setRange(0.0, 1e3)
                 if value:
-                    w.setSingleStep(10 ** math.floor(math.log10(abs(value))))
-                w.setValue(float(value))
+                    dspin.setSingleStep(10 ** math.floor(math.log10(abs(value))))
+                dspin.setValue(float(value))
+                w = dspin
             elif choices:
-                w = QComboBox()
-                w.addItems(list(choices))
-                w.setCurrentText(str(value))
+                combo = QComboBox()
+                combo.addItems(list(choices))
+                combo.setCurrentText(str(value))
+                w = combo
             else:
                 w = QLineEdit(str(value))
             w.setToolTip(f.metadata.get("help", ""))
@@ -92,7 +91,7 @@ class ConfigForm(QWidget):
                 out[name] = w.value()
             elif isinstance(w, QComboBox):
                 out[name] = w.currentText()
-            else:
+            elif isinstance(w, QLineEdit):
                 out[name] = kind(w.text()) if kind in (int, float, str) else w.text()
         return out
 
@@ -136,7 +135,7 @@ class TrainPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(self.form)
         scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
         tl.addWidget(scroll, 1)
         run = QGroupBox("Run")
         rl = QVBoxLayout(run)
@@ -214,7 +213,8 @@ class TrainPanel(QWidget):
             epoch_eta = (e.steps - e.step) * e.eta_s / max(1, self.task_bar.maximum() - self.task_bar.value())
             self.status.setText(
                 f"'{e.task}': epoch {e.epoch}, step {e.step}/{e.steps} · loss {e.loss:.3f} · "
-                f"{e.images_per_s:.0f} images/s · epoch ETA {fmt_eta(epoch_eta)} · task ETA {fmt_eta(e.eta_s)}"
+                f"{e.images_per_s:.0f} images/s · epoch ETA {format_duration(epoch_eta)} · "
+                f"task ETA {format_duration(e.eta_s)}"
             )
         elif isinstance(e, ev.EpochEnded):
             self.status.setText(
@@ -223,7 +223,9 @@ class TrainPanel(QWidget):
             )
         elif isinstance(e, ev.TaskFinished):
             self.task_bar.setValue(self.task_bar.maximum())
-            self.status.setText(f"Finished '{e.task}' in {fmt_eta(e.seconds)} · best val acc {e.best_val_acc:.1%}")
+            self.status.setText(
+                f"Finished '{e.task}' in {format_duration(e.seconds)} · best val acc {e.best_val_acc:.1%}"
+            )
         elif isinstance(e, ev.TaskResumed):
             self.status.setText(f"Continuing '{e.task}' after epoch {e.from_epoch} (it was interrupted).")
             self.task_bar.setValue(e.from_epoch * max(self._steps, 1))

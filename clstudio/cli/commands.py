@@ -1,0 +1,247 @@
+"""The commands behind `clstudio train / eval / classify / info / make-demo / export / import / list`: each
+parses nothing and prints nothing itself but calls the engine and ``render``. No Qt involved."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from clstudio.cli import render
+from clstudio.cli.parser import Command, build_parser
+from clstudio.engine.cancel import CancelToken
+from clstudio.engine.errors import Cancelled, CLStudioError, ProjectError
+from clstudio.engine.paths import projects_dir
+
+
+def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for flag, key in (
+        ("epochs", "epochs"),
+        ("batch_size", "batch_size"),
+        ("lr", "lr"),
+        ("image_size", "image_size"),
+        ("seed", "seed"),
+        ("augment", "augment"),
+        ("sparsity", "sparsity"),
+        ("replay", "replay"),
+        ("buffer_size", "buffer_size"),
+    ):
+        if getattr(args, flag, None) is not None:
+            values[key] = getattr(args, flag)
+    for item in args.set or []:
+        if "=" not in item:
+            raise CLStudioError(f"--set expects key=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def _open_or_create(args: argparse.Namespace) -> Any:
+    from clstudio.engine.project import Project
+
+    folder = Path(args.project).expanduser()
+    overrides = _config_overrides(args)
+    if (folder / "project.json").exists():
+        project = Project.open(folder, device=args.device)
+        if args.strategy and args.strategy != project.strategy_name:
+            raise ProjectError(
+                f"{folder} uses strategy '{project.strategy_name}', not '{args.strategy}'. "
+                f"Use a new --project for another strategy."
+            )
+        stored = project.config
+        changed = {k: v for k, v in overrides.items() if stored.get(k) != v}
+        if changed:
+            raise ProjectError(
+                f"Settings are fixed when a project is created; {folder} has "
+                + ", ".join(f"{k}={stored.get(k)!r}" for k in changed)
+                + ". Use a new --project."
+            )
+        return project
+    print(f"Creating project {folder} (strategy {args.strategy or 'clr'})", file=sys.stderr)
+    return Project.create(
+        folder,
+        strategy=args.strategy or "clr",
+        backbone=args.backbone,
+        config=overrides,
+        preset=args.preset,
+        backbone_weights_file=args.backbone_weights,
+        device=args.device,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from clstudio.engine.data.scan import scan_folder
+
+    cancel = CancelToken()
+    project = _open_or_create(args)
+    for folder in args.task or []:
+        existing = project.task_from_folder(folder)
+        if existing is not None:
+            # Re-running the same command (e.g. with --resume after a crash) must not add the folder twice.
+            print(f"'{folder}' is already task '{existing['name']}' in this project.", file=sys.stderr)
+            continue
+
+        def progress(done: int, total: int, name: str = Path(folder).name) -> None:
+            if sys.stderr.isatty():
+                sys.stderr.write(f"\r  checking images of '{name}': {done}/{total}")
+                if done == total:
+                    sys.stderr.write("\n")
+
+        report = scan_folder(folder, progress=progress, cancel=cancel)
+        render.print_scan(report)
+        project.add_task(report)
+    if not project.pending_tasks():
+        print("Nothing to train: every task in the project is trained. Add one with --task FOLDER.", file=sys.stderr)
+        return 0
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        print("\nCancelling after this batch... (the current task is left untrained)", file=sys.stderr)
+        cancel.cancel()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        resumable = project.resumable_tasks()
+        if resumable and not args.resume:
+            print(
+                f"Note: '{resumable[0]}' was interrupted; it starts over. Use --resume to continue it.", file=sys.stderr
+            )
+        project.train_pending(observers=[render.ProgressPrinter()], cancel=cancel, resume=args.resume)
+    except Cancelled:
+        print("Cancelled. Tasks finished before are saved; the interrupted task is untrained.", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    render.print_matrix(project)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from clstudio.engine.project import Project
+
+    project = Project.open(args.project, device=args.device)
+    if args.recompute and project.trained_tasks():
+        row = project.evaluate()
+        stored = project.last_row()
+        drift = max(abs(a - b) for a, b in zip(row, stored, strict=True))
+        print(
+            f"Re-evaluated: {', '.join(f'{v:.1%}' for v in row)} (max difference to stored last row: {drift:.4f})",
+            file=sys.stderr,
+        )
+    if args.json:
+        out: dict[str, Any] = {
+            "R": project.accuracy_matrix(),
+            **project.metrics(),
+            "tasks": project.trained_names(),
+            "strategy": project.strategy_name,
+            "scenario": "task-il",
+        }
+        cil_R, cil_metrics = project.accuracy_matrix_class_il(), project.metrics_class_il()
+        if cil_R is not None and cil_metrics is not None:
+            out["class_il"] = {"R": cil_R, **cil_metrics}
+            out["sparsity"] = project.sparsity_report()
+        print(json.dumps(out))
+    else:
+        render.print_matrix(project)
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from clstudio.engine.project import Project
+
+    project = Project.open(args.project, device=args.device)
+    results = project.classify(args.images, args.task, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(results))
+        return 0 if all("top" in r for r in results) else 1
+    render.print_classified(results)
+    return 0 if all("top" in r for r in results) else 1
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from clstudio.engine.project import Project
+
+    info = Project.open(args.project, device="cpu").info()
+    if args.json:
+        print(json.dumps(info))
+    else:
+        render.print_info(info)
+    return 0
+
+
+def cmd_make_demo(args: argparse.Namespace) -> int:
+    from clstudio.engine.data.synthetic import make_demo
+
+    folders = make_demo(args.folder, per_class=args.per_class)
+    print("Wrote demo tasks:", " ".join(str(f) for f in folders))
+    print(f"Try: clstudio train --project {Path(args.folder) / 'project'} " + " ".join(f"--task {f}" for f in folders))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from clstudio.engine.bundle import export_project
+
+    out = export_project(args.project, args.bundle)
+    print(f"Exported {args.project} to {out} ({out.stat().st_size:,} bytes)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from clstudio.engine.bundle import import_project
+
+    dest = import_project(args.bundle, args.project)
+    print(f"Imported {args.bundle} as project {dest}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from clstudio.engine.models.backbones import list_backbones
+    from clstudio.engine.strategies import get_strategy_class, list_strategies
+
+    print("Strategies:")
+    for name, desc in list_strategies().items():
+        print(f"  {name:<14} {desc}")
+        for f in dataclasses.fields(get_strategy_class(name).Config):
+            print(f"      {f.name}={f.default!r}: {f.metadata.get('help', '')}")
+    print("Backbones:")
+    for name, desc in list_backbones().items():
+        print(f"  {name:<20} {desc}")
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "classify": cmd_classify,
+    "info": cmd_info,
+    "make-demo": cmd_make_demo,
+    "export": cmd_export,
+    "import": cmd_import,
+    "list": cmd_list,
+}
+
+
+def run(argv: list[str]) -> int:
+    parser = build_parser(COMMANDS)
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    if hasattr(args, "project") and args.project is None:
+        args.project = str(projects_dir() / "default")
+    try:
+        return args.func(args)
+    except Cancelled:
+        print("Cancelled.", file=sys.stderr)
+        return 130
+    except CLStudioError as e:
+        print(f"clstudio: error: {e}", file=sys.stderr)
+        return 2

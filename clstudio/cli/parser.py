@@ -1,0 +1,102 @@
+"""The command line's arguments. Strategy, backbone and preset choices come from the registries, so a
+newly registered strategy or backbone shows up here without editing help text."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _choices() -> tuple[dict[str, str], dict[str, str], dict[str, list[str]]]:
+    from clstudio.engine.models.backbones import list_backbones
+    from clstudio.engine.strategies import get_strategy_class, list_strategies
+
+    strategies = list_strategies()
+    presets = {name: list(get_strategy_class(name).PRESETS) for name in strategies}
+    return strategies, list_backbones(), presets
+
+
+def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
+    from clstudio import __version__
+
+    strategies, backbones, presets = _choices()
+    p = argparse.ArgumentParser(
+        prog="clstudio",
+        description="CL Studio: learn image tasks one after another, without forgetting. "
+        "With no command, opens the app.",
+    )
+    p.add_argument("--version", action="version", version=f"clstudio {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def project_arg(sp: argparse.ArgumentParser, device: bool = True) -> None:
+        # None: resolved in run(), since creating the data folder is not the parser's business.
+        sp.add_argument("--project", default=None, help="project folder (default: <data dir>/projects/default)")
+        if device:
+            sp.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+
+    def command(name: str, help_: str, **kwargs: Any) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, **kwargs)
+        sp.set_defaults(func=commands[name])
+        return sp
+
+    t = command("train", "add tasks (folders of class subfolders) and train every untrained task")
+    project_arg(t)
+    t.add_argument("--task", action="append", metavar="FOLDER", help="a folder with one subfolder per class; repeat")
+    t.add_argument(
+        "--strategy",
+        choices=list(strategies),
+        help="fixed at project creation (default clr); `clstudio list` describes each",
+    )
+    t.add_argument("--backbone", choices=list(backbones), help="default efficientnet_lite0 (see `clstudio list`)")
+    t.add_argument("--backbone-weights", metavar="FILE", help="ImageNet weights file for resnet18/resnet50")
+    all_presets = sorted({name for names in presets.values() for name in names})
+    t.add_argument(
+        "--preset",
+        choices=all_presets,
+        help="the paper's recipe instead of the defaults for small folders: "
+        + "; ".join(f"{k}: {', '.join(v)}" for k, v in presets.items() if v),
+    )
+    t.add_argument("--sparsity", type=float, help="SparCL weight sparsity (0.75, 0.90, 0.95 in the paper)")
+    t.add_argument("--replay", choices=["derpp", "er"], help="rehearsal of SparCL / DER++ / ER")
+    t.add_argument("--buffer", type=int, dest="buffer_size", help="rehearsal buffer size in samples")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--image-size", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--augment", choices=["none", "light", "crop_pad"])
+    t.add_argument("--resume", action="store_true", help="continue an interrupted task from its last epoch checkpoint")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any strategy setting (see `clstudio list`)")
+
+    e = command("eval", "print the accuracy matrix R and ACC / BWT / forgetting")
+    project_arg(e)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--recompute", action="store_true", help="re-evaluate every task with the stored weights")
+
+    c = command("classify", "top-k classes of images for one task")
+    project_arg(c)
+    c.add_argument("--task", required=True, help="task name")
+    c.add_argument("--top-k", type=int, default=5)
+    c.add_argument("--json", action="store_true")
+    c.add_argument("images", nargs="+")
+
+    i = command("info", "tasks, classes, image counts, bytes stored per task")
+    project_arg(i, device=False)
+    i.add_argument("--json", action="store_true")
+
+    d = command("make-demo", "write two small generated tasks to try CL Studio on")
+    d.add_argument("folder")
+    d.add_argument("--per-class", type=int, default=30)
+
+    x = command("export", "write the project to one .zip bundle")
+    project_arg(x, device=False)
+    x.add_argument("bundle")
+    m = command("import", "unpack a .zip bundle into a new project folder")
+    m.add_argument("bundle")
+    m.add_argument("--project", required=True, help="the new project folder (must be new or empty)")
+
+    command("list", "strategies with their settings, and backbones")
+    return p

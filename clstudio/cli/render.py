@@ -1,0 +1,153 @@
+"""How the CLI shows things: a progress printer for engine events, scan summaries, R with its metrics,
+per-layer sparsity and project info. Plain text on stderr (progress) and stdout (results)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from clstudio.engine import events as ev
+from clstudio.engine import metrics
+from clstudio.engine.formatting import format_duration
+
+
+class ProgressPrinter:
+    """Renders engine events on stderr: a live bar with ETA on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, event: ev.Event) -> None:
+        out = self.stream
+        if isinstance(event, ev.TaskStarted):
+            print(
+                f"Training '{event.task}' on {event.device}: up to {event.epochs} epochs × {event.steps} steps",
+                file=out,
+            )
+        elif isinstance(event, ev.StepProgress) and self.tty:
+            now = time.monotonic()
+            if now - self._last < 0.1 and event.step != event.steps:
+                return
+            self._last = now
+            width = 24
+            filled = int(width * event.step / max(event.steps, 1))
+            bar = "█" * filled + "·" * (width - filled)
+            out.write(
+                f"\r  epoch {event.epoch} {bar} {event.step}/{event.steps}  loss {event.loss:.3f}  "
+                f"{event.images_per_s:.0f} img/s  ETA {format_duration(event.eta_s)}   "
+            )
+            out.flush()
+        elif isinstance(event, ev.EpochEnded):
+            if self.tty:
+                out.write("\r" + " " * 100 + "\r")
+            star = " *" if event.best_epoch == event.epoch else ""
+            extra = f"  ({event.skipped_images} unreadable images skipped)" if event.skipped_images else ""
+            print(
+                f"  epoch {event.epoch:>3}/{event.epochs}  loss {event.train_loss:.4f}  val acc {event.val_acc:.1%}"
+                f"{star}  lr {event.lr:.0e}{extra}",
+                file=out,
+            )
+        elif isinstance(event, ev.TaskFinished):
+            print(
+                f"Finished '{event.task}' in {format_duration(event.seconds)}: best val acc "
+                f"{event.best_val_acc:.1%} (epoch {event.best_epoch} of {event.epochs_run})",
+                file=out,
+            )
+        elif isinstance(event, ev.EvalFinished):
+            cells = "  ".join(f"{t}: {a:.1%}" for t, a in zip(event.tasks, event.row, strict=True))
+            print(f"  accuracy after '{event.after_task}': {cells}", file=out)
+        elif isinstance(event, ev.TaskResumed):
+            print(f"  resuming '{event.task}' after epoch {event.from_epoch}", file=out)
+        elif isinstance(event, ev.Paused):
+            print(f"\nPaused '{event.task}'.", file=out)
+
+
+def print_scan(report: Any) -> None:
+    counts = report.counts()
+    print(
+        f"Task '{report.name}' ({report.layout} layout): {len(report.classes)} classes, "
+        f"{len(report.train)} train / {len(report.eval_split)} eval images",
+        file=sys.stderr,
+    )
+    for c, (a, b) in counts.items():
+        print(f"    {c:<24} {a:>6} train {b:>6} eval", file=sys.stderr)
+    if report.skipped:
+        print(f"  skipped {len(report.skipped)} non-image or hidden entries", file=sys.stderr)
+    for p in report.problems[:20]:
+        print(f"  excluded {p.path}: {p.reason}", file=sys.stderr)
+    if len(report.problems) > 20:
+        print(f"  ... and {len(report.problems) - 20} more unusable files", file=sys.stderr)
+    for w in report.warnings:
+        print(f"  warning: {w}", file=sys.stderr)
+
+
+def print_matrix(project: Any) -> None:
+    names = project.trained_names()
+    if not names:
+        print("No trained task yet.")
+        return
+    views = [("Task-IL", project.accuracy_matrix(), project.metrics())]
+    if project.accuracy_matrix_class_il() is not None:
+        views.insert(0, ("Class-IL", project.accuracy_matrix_class_il(), project.metrics_class_il()))
+    width = max(8, *(len(n) for n in names)) + 2
+    for scenario, R, summary in views:
+        print(
+            f"Accuracy matrix R ({scenario}; row i = after training task i, column j = accuracy on task j), "
+            f"strategy {project.strategy_name}:"
+        )
+        print(" " * width + "".join(f"{n:>{width}}" for n in names))
+        for name, row in zip(names, R, strict=True):
+            print(f"{name:<{width}}" + "".join(f"{'' if v is None else f'{v:.1%}':>{width}}" for v in row))
+        for key, value in summary.items():
+            shown = "n/a" if value is None else (f"{value:+.2%}" if key in ("BWT", "FWT") else f"{value:.2%}")
+            doc = (metrics.FORMULAS[key] or "").split(" — ")[0].strip()
+            print(f"  {key:<11} {shown:>8}    {doc}")
+    print_sparsity(project.sparsity_report())
+
+
+def print_sparsity(report: dict[str, Any]) -> None:
+    if not report["tasks"]:
+        return
+    if report["layers"]:
+        print("Weight sparsity per masked layer after each task (fraction of weights masked out):")
+        names = [t["name"] for t in report["tasks"]]
+        width = max(8, *(len(n) for n in names)) + 2
+        print(f"{'layer':<20}" + "".join(f"{n:>{width}}" for n in names))
+        for i, layer in enumerate(report["layers"]):
+            print(f"{layer:<20}" + "".join(f"{t['sparsity'][i]:>{width}.3f}" for t in report["tasks"]))
+    used, dense = report["flops_used"], report["flops_dense"]
+    if used:
+        print(
+            f"Training FLOPs: {used:.3e} used vs {dense:.3e} for the dense method on the same schedule "
+            f"({dense / used:.2f}x fewer)"
+        )
+
+
+def print_info(info: dict[str, Any]) -> None:
+    print(
+        f"Project {info['project']}: strategy {info['strategy']}, backbone {info['backbone']} "
+        f"({info['backbone_params']:,} params), {info['image_size']} px"
+    )
+    if info["shared_bytes"]:
+        print(f"  shared weights: {info['shared_bytes']:,} bytes")
+    for t in info["tasks"]:
+        state = "trained" if t["trained"] else "not trained"
+        pct = 100 * t["trainable_params"] / info["backbone_params"] if info["backbone_params"] else 0
+        print(
+            f"  {t['name']:<20} {len(t['classes']):>3} classes {t['images']:>7} images  {state:<11} "
+            f"{t['bytes']:>10,} bytes  {t['trainable_params']:>9,} params ({pct:.2f} % of backbone)"
+        )
+        print(f"      classes: {', '.join(t['classes'])}")
+
+
+def print_classified(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        print(r["path"])
+        if "error" in r:
+            print(f"  cannot classify: {r['error']}")
+            continue
+        for cls, p in r["top"]:
+            print(f"  {p:7.2%}  {'█' * int(round(p * 30)):<30}  {cls}")

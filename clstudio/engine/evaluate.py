@@ -1,0 +1,96 @@
+"""Accuracy of a strategy's model on a task's images: Task-IL (argmax inside the task's classes) for every
+strategy, Class-IL (argmax over every class seen) for one-head strategies, and the softmax that classify
+shows. The rows of the accuracy matrix R come from here; the formulas over R are in ``metrics.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from clstudio.engine.data.dataset import DecodeCache, ImageListDataset, Preprocessing, image_loader
+from clstudio.engine.device import autocast
+from clstudio.engine.strategies.base import Strategy
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One task's evaluation images: its test split, or its validation split where it has no test."""
+
+    task_id: str
+    root: str
+    items: Sequence[tuple[str, int]]
+
+
+class Evaluator:
+    def __init__(
+        self,
+        strategy: Strategy,
+        prep: Preprocessing,
+        cache: DecodeCache | None = None,
+        check: Callable[[], object] | None = None,
+        allow_fp16: bool = True,
+    ) -> None:
+        self.strategy = strategy
+        self.prep = prep
+        self.cache = cache
+        self.check = check  # cancel / pause, once per batch
+        self.allow_fp16 = allow_fp16
+        self.device = strategy.device
+
+    def loader(self, root: str, items: Sequence[tuple[str, int]]) -> DataLoader:
+        cfg = self.strategy.config
+        ds = ImageListDataset(root, list(items), self.prep.image_size, "none", self.cache)
+        return image_loader(ds, cfg.eval_batch_size, False, cfg.num_workers, self.device.type == "cuda")
+
+    @torch.no_grad()
+    def predict(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities of the active task for a uint8 batch [N,3,S,S]."""
+        self.strategy.eval()
+        x = self.prep.normalise(images_uint8.to(self.device))
+        with autocast(self.device, self.allow_fp16):
+            logits = self.strategy.forward(x)
+        return logits.float().softmax(dim=1).cpu()
+
+    @torch.no_grad()
+    def accuracy_and_loss(self, loader: DataLoader, label_offset: int = 0) -> tuple[float, float]:
+        """Top-1 accuracy and mean cross-entropy of the strategy's current output on a loader. The loader's
+        labels are the task's own (0..C-1); ``label_offset`` shifts them to where the output puts that task's
+        classes (a one-head strategy evaluated over every class)."""
+        self.strategy.eval()
+        correct = total = 0
+        loss_sum = 0.0
+        for xb, yb, _ in loader:
+            if self.check is not None:
+                self.check()
+            if len(yb) == 0:
+                continue
+            x = self.prep.normalise(xb.to(self.device, non_blocking=True))
+            with autocast(self.device, self.allow_fp16):
+                logits = self.strategy.forward(x).float().cpu()
+            yb = yb + label_offset
+            correct += int((logits.argmax(dim=1) == yb).sum())
+            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+            total += len(yb)
+        return (correct / total, loss_sum / total) if total else (0.0, float("inf"))
+
+    def task_il(self, task: EvalSet) -> float:
+        self.strategy.activate_task(task.task_id)
+        return self.accuracy_and_loss(self.loader(task.root, task.items))[0]
+
+    def class_il(self, task: EvalSet) -> float:
+        """Accuracy over every class seen so far; only for strategies with one growing head."""
+        lo, _ = self.strategy.class_range(task.task_id)
+        self.strategy.show_all_classes()
+        return self.accuracy_and_loss(self.loader(task.root, task.items), label_offset=lo)[0]
+
+    def rows(self, tasks: Sequence[EvalSet]) -> tuple[dict[str, float], dict[str, float] | None]:
+        """Task-IL accuracy of each task (and Class-IL, for one-head strategies), by task id."""
+        row = {t.task_id: self.task_il(t) for t in tasks}
+        if not self.strategy.class_incremental:
+            return row, None
+        return row, {t.task_id: self.class_il(t) for t in tasks}

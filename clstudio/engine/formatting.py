@@ -1,0 +1,13 @@
+"""How the CLI and the GUI write durations, so a time reads the same in a terminal and in the window."""
+
+from __future__ import annotations
+
+import math
+
+
+def format_duration(seconds: float) -> str:
+    """'4m 05s', '1h 02m'; '—' when there is no estimate yet (infinite, NaN or negative)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    s = int(seconds)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"

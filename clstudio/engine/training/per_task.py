@@ -1,0 +1,180 @@
+"""Training of the per-task-head strategies (CLR, linear probe, fine-tune): a new head for each task.
+
+Adam (betas 0.9/0.999, eps 1e-8, no weight decay) with StepLR(epochs // lr_steps, γ = 0.1) is the CLR
+paper's recipe (clr.md §3); the loss is cross-entropy plus the strategy's regulariser. The weights of the
+epoch with the best validation accuracy are kept, and a task stops early after ``patience`` epochs without
+improvement. Mixed precision (bf16 where the GPU has it, else fp16 with loss scaling) runs on CUDA only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from clstudio.engine import checkpoint
+from clstudio.engine.data.dataset import DecodeCache, ImageListDataset, Preprocessing, image_loader
+from clstudio.engine.device import autocast
+from clstudio.engine.evaluate import Evaluator
+from clstudio.engine.strategies.base import Strategy, TensorDict, TrainConfig
+from clstudio.engine.training.loop import EpochOutcome, FitResult, TaskData, TrainingMethod
+
+CURRENT, BEST = "current::", "best::"
+
+
+class PerTaskHeadTraining(TrainingMethod):
+    loader: DataLoader  # the task's training batches (made in begin, remade on an out-of-memory back-off)
+
+    def __init__(self, strategy: Strategy, prep: Preprocessing, cache: DecodeCache) -> None:
+        super().__init__()
+        self.strategy = strategy
+        self.prep = prep
+        self.cache = cache
+        self.device = strategy.device
+        self.evaluator = Evaluator(strategy, prep, cache, check=self.check, allow_fp16=True)
+        self._batch_size = 0  # 0: the config's; lowered for the rest of the task after an out-of-memory error
+
+    @property
+    def config(self) -> TrainConfig:
+        cfg = self.strategy.config
+        assert isinstance(cfg, TrainConfig)
+        return cfg
+
+    # --- data ----------------------------------------------------------------------------------------
+    def _train_loader(self, seed: int = 0) -> DataLoader:
+        cfg = self.config
+        ds = ImageListDataset(self.data.root, list(self.data.train), self.prep.image_size, cfg.augment, self.cache)
+        if cfg.num_workers == 0:
+            ds.on_item = self.check  # a cancel or pause lands within one image, even on a slow disk
+        return image_loader(ds, self.batch_size(), True, cfg.num_workers, self.device.type == "cuda", seed)
+
+    def batch_size(self) -> int:
+        return self._batch_size or self.config.batch_size
+
+    def set_batch_size(self, size: int) -> None:
+        # The data order carries on from where the failed attempt left the generator.
+        state = self.loader.generator.get_state()
+        self._batch_size = size
+        self.loader = self._train_loader()
+        self.loader.generator.set_state(state)
+
+    # --- the loop's hooks ------------------------------------------------------------------------------
+    def begin(self, task_id: str, data: TaskData, seed: int) -> None:
+        s, cfg = self.strategy, self.config
+        self.task_id, self.data, self._batch_size = task_id, data, 0
+        self.epochs = cfg.epochs
+        torch.manual_seed(seed)  # head init and augmentation draw from the global generator
+        s.begin_task(task_id, data.num_classes)
+        self.params = [p for p in s.trainable_parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+        # Paper: step = 60 // 3 = 20. Rounded up, so a short run (5 epochs) does not decay every epoch.
+        step_size = max(1, math.ceil(cfg.epochs / max(1, cfg.lr_steps)))
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=step_size, gamma=0.1)
+        use_scaler = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.loader = self._train_loader(seed)
+        self.val_loader = self.evaluator.loader(data.root, data.val)
+        self.best_acc, self.best_loss, self.best_epoch = -1.0, float("inf"), 0
+        self.best_state: TensorDict | None = None
+        self.skipped_total = self._skipped = 0
+        self.head = {id(p) for p in s.head.parameters()} if s.head is not None else set()
+
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+    def start_epoch(self, epoch: int) -> None:
+        # Head warm-up (linear probe, then the rest: Kumar et al. 2022): while the head is random, its
+        # gradients would push the adapters in arbitrary directions; the backbone pass is also cheaper.
+        warmup = getattr(self.config, "head_warmup", 0)
+        for p in self.params:
+            if id(p) not in self.head:
+                p.requires_grad_(epoch > warmup)
+        self.strategy.set_train_mode()
+        self._skipped = 0
+
+    def batches(self, epoch: int) -> Iterable[Any]:
+        return self.loader
+
+    def step(self, batch: Any) -> tuple[float, int] | None:
+        xb, yb, failed = batch
+        self._skipped += failed
+        # A lone image left by failed decodes is skipped (BN in train mode needs two), unless batches are 1.
+        if len(yb) < 1 or (len(yb) == 1 and (self.loader.batch_size or 1) > 1):
+            return None
+        return float(self.train_step(xb, yb)), len(yb)
+
+    def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """One optimiser step on a uint8 batch; returns the (detached) cross-entropy."""
+        x = self.prep.normalise(xb.to(self.device, non_blocking=True))
+        y = yb.to(self.device, non_blocking=True)
+        with autocast(self.device):
+            loss = F.cross_entropy(self.strategy.forward(x), y)
+        reg = self.strategy.regularization()
+        total = loss + reg if reg is not None else loss
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+    def end_epoch(self, epoch: int) -> EpochOutcome:
+        cfg = self.config
+        lr_used = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        val_acc, val_loss = self.evaluator.accuracy_and_loss(self.val_loader)
+        # A small validation set ties often (20 images: 5 % steps); a tie goes to the lower loss, else the
+        # first, barely trained epoch would win every tie ('faithful': strictly greater accuracy only).
+        tie_better = cfg.break_ties_by_loss and val_acc == self.best_acc and val_loss < self.best_loss
+        if val_acc > self.best_acc or tie_better or not cfg.keep_best:
+            self.best_acc, self.best_loss, self.best_epoch = val_acc, val_loss, epoch
+            self.best_state = self.strategy.snapshot()
+        self.skipped_total += self._skipped
+        return EpochOutcome(val_acc, self.best_acc, self.best_epoch, lr_used, self._skipped)
+
+    def finished(self, epoch: int) -> bool:
+        return epoch - self.best_epoch > self.config.patience
+
+    def finish(self, last_epoch: int, seconds: float) -> FitResult:
+        for p in self.params:
+            p.requires_grad_(True)
+        if self.best_state is not None:
+            self.strategy.restore(self.best_state)
+        self.strategy.end_task(self.task_id)
+        return FitResult(self.best_acc, self.best_epoch, last_epoch, seconds, self.skipped_total)
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def state(self) -> tuple[TensorDict, dict[str, Any]]:
+        tensors = {CURRENT + k: v for k, v in self.strategy.snapshot().items()}
+        if self.best_state is not None:
+            tensors.update({BEST + k: v for k, v in self.best_state.items()})
+        opt_tensors, opt_meta = checkpoint.optimizer_tensors(self.optimizer.state_dict())
+        tensors.update(opt_tensors)
+        tensors["rng::torch"] = torch.get_rng_state()
+        tensors["rng::data"] = self.loader.generator.get_state()
+        meta = {
+            "best_acc": self.best_acc,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "skipped": self.skipped_total,
+            "optimizer": opt_meta,
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+        return tensors, meta
+
+    def load_state(self, tensors: TensorDict, meta: dict[str, Any]) -> None:
+        self.strategy.restore({k[len(CURRENT) :]: v for k, v in tensors.items() if k.startswith(CURRENT)})
+        self.optimizer.load_state_dict(checkpoint.optimizer_state(tensors, meta["optimizer"]))
+        self.scheduler.load_state_dict(meta["scheduler"])
+        if meta["scaler"]:
+            self.scaler.load_state_dict(meta["scaler"])
+        torch.set_rng_state(tensors["rng::torch"])
+        self.loader.generator.set_state(tensors["rng::data"])
+        best = {k[len(BEST) :]: v for k, v in tensors.items() if k.startswith(BEST)}
+        self.best_state = best or None
+        self.best_acc, self.best_loss = float(meta["best_acc"]), float(meta["best_loss"])
+        self.best_epoch, self.skipped_total = int(meta["best_epoch"]), int(meta["skipped"])

@@ -1,0 +1,104 @@
+"""Read-only views of a project document: what the CLI prints and the GUI shows, without a model.
+
+``Project`` is one (over the live document); the GUI's session builds one over project.json as it is on
+disk, so the window never holds a model or a second copy of these rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from clstudio.engine import metrics
+from clstudio.engine.errors import ProjectError
+from clstudio.engine.records import ProjectDoc, TaskEntry
+from clstudio.engine.strategies.registry import get_strategy_class
+
+
+class ProjectView:
+    @property
+    def doc(self) -> ProjectDoc:
+        raise NotImplementedError
+
+    @property
+    def strategy_name(self) -> str:
+        return self.doc["strategy"]["name"]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.doc["strategy"]["config"]
+
+    @property
+    def class_incremental(self) -> bool:
+        """One shared head over all classes (rehearsal strategies): R is kept in Class-IL too."""
+        return get_strategy_class(self.strategy_name).class_incremental
+
+    @property
+    def tasks(self) -> list[TaskEntry]:
+        return self.doc["tasks"]
+
+    def task(self, name: str) -> TaskEntry:
+        for t in self.tasks:
+            if t["name"] == name or t["id"] == name:
+                return t
+        known = ", ".join(t["name"] for t in self.tasks) or "none yet"
+        raise ProjectError(f"No task named '{name}' in this project. Tasks: {known}")
+
+    def task_from_folder(self, folder: str | Path) -> TaskEntry | None:
+        """The task already made from this folder, if any."""
+        source = str(Path(folder).expanduser().resolve())
+        return next((t for t in self.tasks if t["source"] == source), None)
+
+    def trained_tasks(self) -> list[TaskEntry]:
+        return [t for t in self.tasks if t["trained"]]
+
+    def pending_tasks(self) -> list[TaskEntry]:
+        return [t for t in self.tasks if not t["trained"]]
+
+    def trained_names(self) -> list[str]:
+        """Trained tasks in training order: the rows and columns of R."""
+        names = {t["id"]: t["name"] for t in self.tasks}
+        return [names[t] for t in self.doc["R_tasks"]]
+
+    def accuracy_matrix(self) -> list[list[float | None]]:
+        """R as a square matrix over the trained tasks in training order, None above the diagonal."""
+        return metrics.square(self.doc["R"])
+
+    def metrics(self) -> dict[str, float | None]:
+        return metrics.summary(self.doc["R"])
+
+    def accuracy_matrix_class_il(self) -> list[list[float | None]] | None:
+        """R in Class-IL (argmax over every class seen), for one-head strategies; None for the others."""
+        return metrics.square(self.doc["R_class_il"]) if "R_class_il" in self.doc else None
+
+    def metrics_class_il(self) -> dict[str, float | None] | None:
+        return metrics.summary(self.doc["R_class_il"]) if "R_class_il" in self.doc else None
+
+    def last_row(self) -> list[float]:
+        return self.doc["R"][-1] if self.doc["R"] else []
+
+
+class SavedProject(ProjectView):
+    """The views over project.json as it is on disk now, with no model: what the app's window shows while
+    the training process owns the model."""
+
+    def __init__(self, folder: Path) -> None:
+        from clstudio.engine.store import ProjectStore
+
+        self.folder = Path(folder)
+        self._store = ProjectStore.open(self.folder)
+
+    @property
+    def doc(self) -> ProjectDoc:
+        return self._store.doc
+
+    def reload(self) -> None:
+        self._store.reload()
+
+    def history(self) -> list[dict[str, Any]]:
+        return self._store.history()
+
+    def info(self) -> dict[str, Any]:
+        from clstudio.engine.report import info
+
+        return info(self._store, self.class_incremental)
