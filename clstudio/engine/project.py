@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from clstudio.engine import assemble, report
+from clstudio.engine import assemble
 from clstudio.engine.cancel import CancelToken, PauseToken
 from clstudio.engine.classify import classify_images
 from clstudio.engine.data.dataset import DecodeCache, Preprocessing
@@ -24,7 +24,7 @@ from clstudio.engine.evaluate import EvalSet, Evaluator
 from clstudio.engine.events import Cancelled as CancelledEvent
 from clstudio.engine.events import EvalFinished, Event, Failed, Observer, TaskAdded, TaskFinished, emit
 from clstudio.engine.models.backbones import create_backbone
-from clstudio.engine.records import ProjectDoc, TaskEntry, TaskIndex
+from clstudio.engine.records import TaskEntry
 from clstudio.engine.store import ProjectStore
 from clstudio.engine.strategies.base import Strategy
 from clstudio.engine.strategies.registry import make_config
@@ -80,26 +80,10 @@ class Project(ProjectView):
         self.store.save()
         self._strategy = self._method = None
 
-    # --- read-only views (the rest: ProjectView) ----------------------------------------------------------
-    @property
-    def doc(self) -> ProjectDoc:
-        return self.store.doc
-
+    # --- read-only views: ProjectView ------------------------------------------------------------------
     @property
     def preprocessing(self) -> Preprocessing:
         return Preprocessing.from_dict(self.doc["preprocessing"])
-
-    def task_index(self, task: TaskEntry) -> TaskIndex:
-        return self.store.index(task)
-
-    def info(self) -> dict[str, Any]:
-        return report.info(self.store, self.class_incremental)
-
-    def sparsity_report(self) -> dict[str, Any]:
-        return report.sparsity_report(self.doc)
-
-    def history(self) -> list[dict[str, Any]]:
-        return self.store.history()
 
     # --- tasks -------------------------------------------------------------------------------------------
     def add_task(
@@ -136,8 +120,8 @@ class Project(ProjectView):
             self._method = training_for(self.strategy, self.preprocessing, self.cache, self._task_data)
         return self._method
 
-    def evaluator(self, cancel: CancelToken | None = None) -> Evaluator:
-        check = cancel.raise_if_cancelled if cancel is not None else None
+    def evaluator(self, check: Callable[[], object] | None = None) -> Evaluator:
+        """Evaluation with the precision the strategy trains in; ``check``: cancel / pause, per batch."""
         allow_fp16 = self.training_method.allow_fp16
         return Evaluator(self.strategy, self.preprocessing, self.cache, check=check, allow_fp16=allow_fp16)
 
@@ -201,9 +185,7 @@ class Project(ProjectView):
                 **result.extra,
             )
             eval_sets = [self._eval_set(t) for t in [*self.trained_tasks(), task]]
-            row, row_cil = Evaluator(
-                strategy, self.preprocessing, self.cache, loop.check, self.training_method.allow_fp16
-            ).rows(eval_sets)
+            row, row_cil = self.evaluator(loop.check).rows(eval_sets)
             self.store.commit_task(
                 task, strategy.task_states[task["id"]], strategy.shared_state(), facts, row, row_cil, self.strategy_name
             )
@@ -236,7 +218,9 @@ class Project(ProjectView):
 
     def evaluate(self, observers: Sequence[Observer] = (), cancel: CancelToken | None = None) -> list[float]:
         """Re-evaluate every trained task with the model as stored now (the last row of R, recomputed)."""
-        row, _ = self.evaluator(cancel).rows([self._eval_set(t) for t in self.trained_tasks()])
+        row, _ = self.evaluator(cancel.raise_if_cancelled if cancel else None).rows(
+            [self._eval_set(t) for t in self.trained_tasks()]
+        )
         return [row[t] for t in self.doc["R_tasks"]]
 
     # --- classify ----------------------------------------------------------------------------------------

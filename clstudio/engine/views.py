@@ -9,16 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clstudio.engine import metrics
+from clstudio.engine import metrics, report
 from clstudio.engine.errors import ProjectError
-from clstudio.engine.records import ProjectDoc, TaskEntry
+from clstudio.engine.records import ProjectDoc, TaskEntry, TaskIndex
+from clstudio.engine.store import ProjectStore
 from clstudio.engine.strategies.registry import get_strategy_class
 
 
 class ProjectView:
+    store: ProjectStore  # the folder the document was read from
+
     @property
     def doc(self) -> ProjectDoc:
-        raise NotImplementedError
+        return self.store.doc
 
     @property
     def strategy_name(self) -> str:
@@ -77,28 +80,26 @@ class ProjectView:
     def last_row(self) -> list[float]:
         return self.doc["R"][-1] if self.doc["R"] else []
 
+    def task_index(self, task: TaskEntry) -> TaskIndex:
+        return self.store.index(task)
+
+    def info(self) -> dict[str, Any]:
+        return report.info(self.store, self.class_incremental)
+
+    def sparsity_report(self) -> dict[str, Any]:
+        return report.sparsity_report(self.doc)
+
+    def history(self) -> list[dict[str, Any]]:
+        return self.store.history()
+
 
 class SavedProject(ProjectView):
     """The views over project.json as it is on disk now, with no model: what the app's window shows while
     the training process owns the model."""
 
     def __init__(self, folder: Path) -> None:
-        from clstudio.engine.store import ProjectStore
-
         self.folder = Path(folder)
-        self._store = ProjectStore.open(self.folder)
-
-    @property
-    def doc(self) -> ProjectDoc:
-        return self._store.doc
+        self.store = ProjectStore.open(self.folder)
 
     def reload(self) -> None:
-        self._store.reload()
-
-    def history(self) -> list[dict[str, Any]]:
-        return self._store.history()
-
-    def info(self) -> dict[str, Any]:
-        from clstudio.engine.report import info
-
-        return info(self._store, self.class_incremental)
+        self.store.reload()
