@@ -166,3 +166,46 @@ def test_per_task_state_is_only_adapters_bn_and_head():
     backbone = sum(p.numel() for p in strategy.features.parameters())
     assert sum(v.numel() for v in state.values()) < 0.01 * backbone
     assert not any(k.endswith("frozen.weight") for k in state)
+
+
+def test_order_independence_bit_identical(tmp_path):
+    """clr.md §9.7: each task starts from the same anchor, so a task's weights do not depend on which tasks
+    came before it. Trained first or second, through the real loop and data, its file holds the same bits."""
+    from clstudio.engine.data.synthetic import make_task_folder
+    from clstudio.engine.project import Project
+    from clstudio.engine.storage import load_tensors
+
+    a = make_task_folder(tmp_path / "stripes", ("horizontal", "vertical"), 12, size=32, seed=1)
+    b = make_task_folder(tmp_path / "colours", ("red", "green", "blue"), 12, size=32, seed=2)
+    cfg = {"epochs": 3, "lr": 0.01, "patience": 100, "head_warmup": 1}
+    weights = {}
+    for order in ((a, b), (b, a)):
+        p = Project.create(tmp_path / f"p-{order[0].name}", backbone="tiny", config=cfg)
+        for folder in order:
+            p.add_task(folder)
+        p.train_pending()
+        weights[order[0].name] = {t["name"]: load_tensors(p.folder / t["weights"])[0] for t in p.tasks}
+    first, second = weights["stripes"], weights["colours"]
+    for task in ("stripes", "colours"):
+        assert first[task].keys() == second[task].keys()
+        assert all(torch.equal(first[task][k], second[task][k]) for k in first[task]), task
+    # and the two tasks really learned different things
+    assert not torch.equal(first["stripes"]["head.bias"][:2], first["colours"]["head.bias"][:2])
+
+
+def test_l2_penalty_is_lambda_times_unsquared_norms():
+    """clr.md §3: CE + λ·Σ‖W‖₂ over the trained tensors (CLR kernels, BN γ and β, head), each norm unsquared —
+    not weight decay (which would be ½λ‖W‖²) and not over the frozen convs."""
+    strategy = make_strategy("clr", "resnet18", reg_lambda=0.5)
+    train_steps(strategy, "t", 4)  # move every trained tensor away from its init
+    strategy.activate_task("t")
+    trained = [layer.conv.weight for layer in clr_layers(strategy.features).values()]
+    for bn in batchnorms(strategy.features).values():
+        trained += [bn.weight, bn.bias]
+    trained += [strategy.head.weight, strategy.head.bias]
+    expected = 0.5 * sum(float(torch.sqrt((w.detach().double() ** 2).sum())) for w in trained)
+    penalty = float(strategy.regularization().detach())
+    assert penalty == pytest.approx(expected, rel=1e-5)
+    squared = 0.5 * sum(float((w.detach().double() ** 2).sum()) for w in trained)
+    assert abs(penalty - squared) > 1e-3 * expected  # really the unsquared norm
+    assert make_strategy("clr", "resnet18", reg_lambda=0.0).regularization() is None
