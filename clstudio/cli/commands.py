@@ -143,6 +143,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "tasks": project.trained_names(),
             "strategy": project.strategy_name,
             "scenario": "task-il",
+            "evaluation": project.evaluation_basis(),
         }
         cil_R, cil_metrics = project.accuracy_matrix_class_il(), project.metrics_class_il()
         if cil_R is not None and cil_metrics is not None:

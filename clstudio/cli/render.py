@@ -69,7 +69,8 @@ def print_scan(report: Any) -> None:
     counts = report.counts()
     print(
         f"Task '{report.name}' ({report.layout} layout): {len(report.classes)} classes, "
-        f"{len(report.train)} train / {len(report.eval_split)} eval images",
+        f"{len(report.train)} train / {len(report.val)} to pick the epoch / {len(report.eval_split)} "
+        f"{'held out to measure' if report.eval_on == 'test' else 'to measure (the same as pick the epoch)'}",
         file=sys.stderr,
     )
     for c, (a, b) in counts.items():
@@ -105,7 +106,18 @@ def print_matrix(project: Any) -> None:
             shown = "n/a" if value is None else (f"{value:+.2%}" if key in ("BWT", "FWT") else f"{value:.2%}")
             doc = (metrics.FORMULAS[key] or "").split(" — ")[0].strip()
             print(f"  {key:<11} {shown:>8}    {doc}")
+    print_basis(project.evaluation_basis())
     print_sparsity(project.sparsity_report())
+
+
+def print_basis(basis: list[dict[str, Any]]) -> None:
+    """What every accuracy above rests on."""
+    print("Measured on:")
+    for b in basis:
+        kind = "held-out test" if b["eval_on"] == "test" else "validation"
+        print(f"  {b['task']}: {b['eval_images']} {kind} images (at least {b['min_per_class']} per class)")
+        for w in b["warnings"]:
+            print(f"    warning: {w}")
 
 
 def print_sparsity(report: dict[str, Any]) -> None:

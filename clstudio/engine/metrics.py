@@ -95,3 +95,12 @@ def summary(R: Matrix, b: Sequence[float | None] | None = None) -> dict[str, flo
         "FWT": fwt(R, b) if b is not None else None,
         "forgetting": forgetting(R),
     }
+
+
+def near_chance(accuracy: float, classes: int, images: int) -> bool:
+    """Within two standard errors of guessing: accuracy < 1/C + 2·√((1/C)(1 − 1/C)/n), for C classes and n
+    evaluation images. Such an accuracy says nothing the model learned."""
+    if classes < 2 or images < 1:
+        return True
+    p = 1.0 / classes
+    return accuracy < p + 2.0 * (p * (1.0 - p) / images) ** 0.5

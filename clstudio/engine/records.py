@@ -33,6 +33,7 @@ class TaskEntry(TypedDict):
     val_images: int
     eval_images: int
     class_counts: dict[str, list[int]]  # class → [train, eval]
+    eval_on: NotRequired[str]  # "test": held out (never trained on, never chose an epoch); "val": chose it too
     trained: bool
     weights: str | None  # weights/task-<id>.safetensors once trained
     # Written when the task is trained:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clstudio.engine.records import ProjectDoc
+from clstudio.engine.records import ProjectDoc, TaskEntry
 from clstudio.engine.store import ProjectStore
 
 
@@ -24,7 +24,7 @@ def info(store: ProjectStore, class_incremental: bool) -> dict[str, Any]:
                 "name": t["name"],
                 "id": t["id"],
                 "classes": t["classes"],
-                "images": t["train_images"] + t["val_images"] + max(0, t["eval_images"] - t["val_images"]),
+                "images": t["train_images"] + t["val_images"] + (t["eval_images"] if held_out(store, t) else 0),
                 "train_images": t["train_images"],
                 "eval_images": t["eval_images"],
                 "trained": t["trained"],
@@ -45,6 +45,13 @@ def info(store: ProjectStore, class_incremental: bool) -> dict[str, Any]:
         "class_incremental": class_incremental,
         "sparsity": sparsity_report(doc) if class_incremental else None,
     }
+
+
+def held_out(store: ProjectStore, task: TaskEntry) -> bool:
+    """Whether the task's accuracies are measured on a test set of its own, not on the images that chose the
+    epoch (projects from before the three-way split have no 'eval_on': their index says)."""
+    eval_on = task.get("eval_on")
+    return eval_on == "test" if eval_on else bool(store.index(task)["test"])
 
 
 def sparsity_report(doc: ProjectDoc) -> dict[str, Any]:

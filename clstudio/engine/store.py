@@ -144,6 +144,7 @@ class ProjectStore:
             "val_images": len(report.val),
             "eval_images": len(report.eval_split),
             "class_counts": {c: list(v) for c, v in report.counts().items()},
+            "eval_on": report.eval_on,
             "trained": False,
             "weights": None,
         }

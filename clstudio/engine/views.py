@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clstudio.engine import metrics, report
+from clstudio.engine.data.scan import MIN_EVAL_PER_CLASS
 from clstudio.engine.errors import ProjectError
 from clstudio.engine.records import ProjectDoc, TaskEntry, TaskIndex
 from clstudio.engine.store import ProjectStore
@@ -79,6 +80,37 @@ class ProjectView:
 
     def last_row(self) -> list[float]:
         return self.doc["R"][-1] if self.doc["R"] else []
+
+    def evaluation_basis(self) -> list[dict[str, Any]]:
+        """Per trained task: which images its accuracies are measured on, how many (the fewest per class), and
+        warnings where a number rests on too few images or sits near chance."""
+        out = []
+        last = self.doc["R"][-1] if self.doc["R"] else []
+        for col, tid in enumerate(self.doc["R_tasks"]):
+            t = self.task(tid)
+            per_class = [counts[1] for counts in t["class_counts"].values()]
+            eval_on = "test" if report.held_out(self.store, t) else "val"
+            warnings = []
+            if eval_on == "val":
+                warnings.append("measured on the validation images that also chose the epoch: optimistic")
+            if min(per_class) < MIN_EVAL_PER_CLASS:
+                warnings.append(
+                    f"rests on {min(per_class)} images for its smallest class (fewer than {MIN_EVAL_PER_CLASS})"
+                )
+            if metrics.near_chance(last[col], len(t["classes"]), t["eval_images"]):
+                warnings.append(
+                    f"{last[col]:.0%} is near chance ({1 / len(t['classes']):.0%} for {len(t['classes'])} classes)"
+                )
+            out.append(
+                {
+                    "task": t["name"],
+                    "eval_on": eval_on,
+                    "eval_images": t["eval_images"],
+                    "min_per_class": min(per_class),
+                    "warnings": warnings,
+                }
+            )
+        return out
 
     def task_index(self, task: TaskEntry) -> TaskIndex:
         return self.store.index(task)

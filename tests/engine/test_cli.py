@@ -65,6 +65,20 @@ def test_eval_json(trained):
     assert R[1][0] == R[0][0]  # CLR: the first task is untouched by the second
     assert res["BWT"] == 0.0 and res["forgetting"] == 0.0
     assert res["ACC"] == pytest.approx((R[1][0] + R[1][1]) / 2)
+    # 20 images per class: 4 held out per class measure R (never trained on, never chose an epoch)
+    basis = res["evaluation"]
+    assert [(b["task"], b["eval_on"], b["eval_images"], b["min_per_class"]) for b in basis] == [
+        ("flowers", "test", 8, 4),
+        ("xray", "test", 12, 4),
+    ]
+    assert all(any("fewer than 10" in w for w in b["warnings"]) for b in basis)
+
+
+def test_eval_says_what_each_number_rests_on(trained):
+    project, *_ = trained
+    out = clstudio("eval", "--project", str(project)).stdout
+    assert "flowers: 8 held-out test images (at least 4 per class)" in out
+    assert "warning: rests on 4 images for its smallest class (fewer than 10)" in out
 
 
 def test_eval_recompute_matches_stored(trained):

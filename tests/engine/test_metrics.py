@@ -55,6 +55,14 @@ def test_undefined_lower_triangle_rejected():
         metrics.acc([[0.9, None], [None, 0.8]])
 
 
+def test_near_chance_is_two_standard_errors_above_guessing():
+    # 2 classes, 100 images: chance 50 %, SE 5 %: below 60 % is near chance
+    assert metrics.near_chance(0.59, 2, 100) and not metrics.near_chance(0.61, 2, 100)
+    # 10 classes, 30 images: 10 % + 2·√(0.09/30) = 20.95 %
+    assert metrics.near_chance(0.20, 10, 30) and not metrics.near_chance(0.22, 10, 30)
+    assert metrics.near_chance(1.0, 3, 0)  # no images: nothing is measured
+
+
 def test_every_metric_has_its_formula():
     for name, doc in metrics.FORMULAS.items():
         assert doc and "=" in doc, name

@@ -24,7 +24,7 @@ def test_scan_keeps_every_good_image_and_reports_every_bad_one(zoo):
     root, expect = zoo
     report = scan_folder(root)
     assert report.classes == ["cats", "dogs"]
-    used = {rel for rel, _ in report.train + report.val}
+    used = {rel for rel, _ in report.train + report.val + report.test}
     good = {rel for rel, kind in expect.items() if kind == "good"}
     bad = {rel for rel, kind in expect.items() if kind == "bad"}
     assert used == good
@@ -128,7 +128,7 @@ def test_ten_thousand_images_progress_cancel_and_cached_rescan(tmp_path, monkeyp
     decoded.clear()
     again = scan_folder(root)  # reopening the same folder: nothing is decoded again
     assert decoded == []
-    assert len(first.train) + len(first.val) == len(again.train) + len(again.val) == 10_000
+    assert len(first.train + first.val + first.test) == len(again.train + again.val + again.test) == 10_000
     (root / "c0" / "0.png").write_bytes(b"changed: no longer an image")
     changed = scan_folder(root)
     assert [p.path for p in changed.problems] == ["c0/0.png"]  # a changed file is checked again

@@ -1,9 +1,12 @@
 """Folder → ScanReport: which classes, which images, what was skipped and why.
 
 Layouts accepted:
-- flat: ``folder/<class>/**/image`` — split 80/20 per class by a hash of each file's relative path, so a
-  file's side of the split never changes between runs (adding files moves none of the existing ones);
-- split: ``folder/train/<class>/...`` plus ``val/`` and/or ``test/`` — that split is used as given.
+- flat: ``folder/<class>/**/image`` — split per class into train (65 %), val (15 %: picks the best epoch) and
+  test (20 %: what the accuracy matrix is measured on) by a hash of each file's relative path, so a file's
+  side of the split never changes between runs (adding files moves none of the existing ones);
+- split: ``folder/train/<class>/...`` plus ``val/`` and/or ``test/``. With all three, they are used as given.
+  With only one of val/ and test/, that folder is the test set and the epoch is picked on a hash slice of
+  train/ instead: an accuracy is never measured on the images that chose the epoch.
 Every candidate image is fully decoded (at reduced scale) here, so a broken file is reported now and can
 never crash training later.
 """
@@ -30,8 +33,10 @@ SYSTEM_FOLDERS = {"__macosx", "$recycle.bin", "system volume information", "@ead
 TRAIN_NAMES = ("train", "training")
 VAL_NAMES = ("val", "valid", "validation")
 TEST_NAMES = ("test", "testing")
-VAL_FRACTION = 0.2
+TEST_FRACTION = 0.2  # held out: never trained on, never used to pick an epoch; R is measured on it
+VAL_FRACTION = 0.15  # picks the best epoch
 MIN_IMAGES_PER_CLASS = 5  # below this a class still imports, with a warning: too few to learn or measure
+MIN_EVAL_PER_CLASS = 10  # below this, one image more or less right moves a class's accuracy by > 10 points
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,8 @@ class ScanReport:
     layout: str  # "flat" | "split"
     classes: list[str]
     train: list[tuple[str, int]]  # (relative path, class index)
-    val: list[tuple[str, int]]  # model selection
-    test: list[tuple[str, int]]  # reported accuracy; empty means val is reported (paper convention)
+    val: list[tuple[str, int]]  # model selection (the best epoch)
+    test: list[tuple[str, int]]  # held out, reported; empty only for classes too small to split three ways
     skipped: list[Problem] = field(default_factory=list)  # hidden / system / not-an-image-type: harmless
     problems: list[Problem] = field(default_factory=list)  # image-like files that cannot be used
     warnings: list[str] = field(default_factory=list)
@@ -64,6 +69,11 @@ class ScanReport:
     @property
     def eval_split(self) -> list[tuple[str, int]]:
         return self.test or self.val
+
+    @property
+    def eval_on(self) -> str:
+        """Which images accuracies are measured on: 'test' (held out) or 'val' (they also chose the epoch)."""
+        return "test" if self.test else "val"
 
     def fingerprint(self) -> str:
         """Hash of every used file's relative path and size: tells whether the folder changed since."""
@@ -195,6 +205,26 @@ def _hash_fraction(rel: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+HASH_SPLIT_MIN = 100  # from here on, hash thresholds land within a few images of the shares; below, by rank
+
+
+def _hash_split(files: list[str], test: float, val: float) -> dict[str, str]:
+    """rel → 'test' | 'val' for one class's files held out of training. From HASH_SPLIT_MIN images on, by
+    thresholds on the path hash (hash < test: test; the next ``val`` of the range: val), so adding files
+    never moves an existing one. A smaller class would get 0 or 3 held-out images of 5 by chance, so it is
+    split by hash rank into exact shares instead: at least one test image (from 2 images on) and one val
+    image (from 3 on), always keeping one to train on."""
+    ranked = sorted(files, key=_hash_fraction)
+    n = len(ranked)
+    if n >= HASH_SPLIT_MIN:
+        part = {r: "test" for r in ranked if _hash_fraction(r) < test}
+        part.update({r: "val" for r in ranked if test <= _hash_fraction(r) < test + val})
+        return part
+    n_test = max(1, round(test * n)) if test and n >= 2 else 0
+    n_val = max(1, round(val * n)) if n >= 3 or (not test and n >= 2) else 0
+    return {r: ("test" if i < n_test else "val") for i, r in enumerate(ranked[: n_test + n_val])}
+
+
 def scan_folder(
     folder: str | Path,
     progress: ProgressFn | None = None,
@@ -302,31 +332,46 @@ def scan_folder(
     val: list[tuple[str, int]] = []
     test: list[tuple[str, int]] = []
     warnings: list[str] = []
-    if layout == "flat":
-        for y, files in sorted(train_files.items()):
-            ranked = sorted(files, key=_hash_fraction)
-            held = [r for r in ranked if _hash_fraction(r) < VAL_FRACTION]
-            if not held and len(ranked) >= 2:
-                held = ranked[:1]  # every class needs at least one validation image to be measured
-            if len(held) == len(ranked):
-                held = held[:-1]
-            held_set = set(held)
-            val += [(r, y) for r in files if r in held_set]
-            train += [(r, y) for r in files if r not in held_set]
-    else:
+    given_val, given_test = good("val"), good("test")
+    if layout == "split" and given_val and given_test:
         train = [(r, y) for y, files in sorted(train_files.items()) for r in files]
-        val = [(r, y) for y, files in sorted(good("val").items()) for r in files]
-        test = [(r, y) for y, files in sorted(good("test").items()) for r in files]
-        if not val:  # only test/ given: select on it and report it, like the paper does with 'val'
-            val, test = test, []
+        val = [(r, y) for y, files in sorted(given_val.items()) for r in files]
+        test = [(r, y) for y, files in sorted(given_test.items()) for r in files]
+    else:
+        # One held-out folder given (it is the test set), or none: the rest is carved from the training images.
+        held_out = given_test or given_val
+        for y, files in sorted(train_files.items()):
+            if layout == "split":
+                part = _hash_split(files, 0.0, VAL_FRACTION / (1 - TEST_FRACTION))
+                test += [(r, y) for r in held_out.get(y, [])]
+            else:
+                part = _hash_split(files, TEST_FRACTION, VAL_FRACTION)
+                test += [(r, y) for r in files if part.get(r) == "test"]
+            val += [(r, y) for r in files if part.get(r) == "val"]
+            train += [(r, y) for r in files if r not in part]
     report = ScanReport(str(root), root.name, layout, classes, train, val, test, skipped, problems, warnings)
-    counts = report.counts()
-    for c, (n_train, n_eval) in counts.items():
-        if n_train + n_eval < MIN_IMAGES_PER_CLASS:
-            warnings.append(f"class '{c}' has only {n_train + n_eval} images; accuracy on it will be noisy")
+    n_val = {c: 0 for c in classes}
+    for _, y in val:
+        n_val[classes[y]] += 1
+    sizes = []
+    for c, (n_train, n_eval) in report.counts().items():
+        total = n_train + n_val[c] + (n_eval if report.test else 0)
+        sizes.append(total)
+        if total < MIN_IMAGES_PER_CLASS:
+            warnings.append(f"class '{c}' has only {total} images; accuracy on it will be noisy")
         if n_eval == 0:
-            warnings.append(f"class '{c}' has no validation image; its accuracy cannot be measured")
-    sizes = [a + b for a, b in counts.values()]
+            warnings.append(f"class '{c}' has no held-out image; its accuracy cannot be measured")
+    thin = {c: n for c, (_, n) in report.counts().items() if 0 < n < MIN_EVAL_PER_CLASS}
+    if thin:
+        worst = ", ".join(f"{c}: {n}" for c, n in list(thin.items())[:4]) + (", …" if len(thin) > 4 else "")
+        warnings.append(
+            f"accuracy will rest on fewer than {MIN_EVAL_PER_CLASS} {report.eval_on} images per class ({worst}): "
+            f"one image more or less right moves a class's accuracy by over 10 points"
+        )
+    if report.eval_on == "val":
+        warnings.append(
+            "too few images to hold a test set out: accuracy is measured on the images that chose the epoch"
+        )
     if max(sizes) >= 3 * max(1, min(sizes)):
         warnings.append(f"classes are imbalanced ({min(sizes)} to {max(sizes)} images per class)")
     return report

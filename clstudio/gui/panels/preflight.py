@@ -43,14 +43,21 @@ class PreflightDialog(QDialog):
         self.setWindowTitle(f"Add task from '{report.name}'")
         self.name_edit = QLineEdit(report.name)
         split = (
-            "train / val / test folders as given"
+            "train / val / test folders"
             if report.layout == "split"
-            else "80 % train / 20 % validation, by file"
+            else "65 % train / 15 % to pick the epoch / 20 % held out to measure, by file"
         )
         form = QFormLayout()
         form.addRow("Task name", self.name_edit)
         form.addRow("Folder", QLabel(report.root))
-        form.addRow("Split", QLabel(f"{split}: {len(report.train)} train, {len(report.eval_split)} evaluation images"))
+        held = "held out to measure" if report.eval_on == "test" else "to measure (they also pick the epoch)"
+        form.addRow(
+            "Split",
+            QLabel(
+                f"{split}: {len(report.train)} train, {len(report.val)} to pick the epoch, "
+                f"{len(report.eval_split)} {held}"
+            ),
+        )
         self.table = QTableWidget(len(report.classes), 4)
         self.table.setHorizontalHeaderLabels(["", "Class", "Train", "Evaluation"])
         self.table.verticalHeader().setVisible(False)
