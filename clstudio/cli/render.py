@@ -9,7 +9,7 @@ from typing import Any
 
 from clstudio.engine import events as ev
 from clstudio.engine import metrics
-from clstudio.engine.formatting import format_duration
+from clstudio.engine.formatting import format_duration, format_loss
 
 
 class ProgressPrinter:
@@ -36,7 +36,7 @@ class ProgressPrinter:
             filled = int(width * event.step / max(event.steps, 1))
             bar = "█" * filled + "·" * (width - filled)
             out.write(
-                f"\r  epoch {event.epoch} {bar} {event.step}/{event.steps}  loss {event.loss:.3f}  "
+                f"\r  epoch {event.epoch} {bar} {event.step}/{event.steps}  loss {format_loss(event.loss)}  "
                 f"{event.images_per_s:.0f} img/s  ETA {format_duration(event.eta_s)}   "
             )
             out.flush()
@@ -45,9 +45,10 @@ class ProgressPrinter:
                 out.write("\r" + " " * 100 + "\r")
             star = " *" if event.best_epoch == event.epoch else ""
             extra = f"  ({event.skipped_images} unreadable images skipped)" if event.skipped_images else ""
+            lr = f"  lr {event.lr:.0e}" if event.lr else ""
             print(
                 f"  epoch {event.epoch:>3}/{event.epochs}  loss {event.train_loss:.4f}  val acc {event.val_acc:.1%}"
-                f"{star}  lr {event.lr:.0e}{extra}",
+                f"{star}{lr}{extra}",
                 file=out,
             )
         elif isinstance(event, ev.TaskFinished):

@@ -5,6 +5,11 @@ from __future__ import annotations
 import math
 
 
+def format_loss(loss: float) -> str:
+    """'0.412'; '—' for a step that has no loss (the probe's feature pass)."""
+    return f"{loss:.3f}" if math.isfinite(loss) else "—"
+
+
 def format_duration(seconds: float) -> str:
     """'4m 05s', '1h 02m'; '—' when there is no estimate yet (infinite, NaN or negative)."""
     if not math.isfinite(seconds) or seconds < 0:

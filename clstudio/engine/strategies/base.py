@@ -67,9 +67,10 @@ class Strategy:
     Config: ClassVar[type[CommonConfig]] = TrainConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     PRESET_BACKBONES: ClassVar[dict[str, str]] = {}  # preset → the backbone it implies (else the default)
-    # How a task trains (engine/training): "per_task_head" (a new head per task, best epoch, early stop) or
-    # "rehearsal" (one growing head over every class, replay). One-head strategies are also Class-IL.
-    training: ClassVar[str] = "per_task_head"
+    # How a task trains (engine/training): "per_task_head" (a new head per task, best epoch, early stop),
+    # "frozen_features" (a head fit on features computed once) or "rehearsal" (one growing head over every
+    # class, replay). One-head strategies are also Class-IL. A strategy may choose per config (the probe).
+    training: str = "per_task_head"
     class_incremental: ClassVar[bool] = False
 
     def __init__(self, backbone: Backbone, config: CommonConfig, device: str = "cpu") -> None:

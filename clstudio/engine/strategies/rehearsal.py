@@ -55,7 +55,7 @@ class RehearsalStrategy(Strategy):
 
     Config: ClassVar[type[CommonConfig]] = RehearsalConfig
     class_incremental: ClassVar[bool] = True
-    training: ClassVar[str] = "rehearsal"
+    training = "rehearsal"
     PRESETS = {"paper": PAPER_PRESET, "app": {}}
     PRESET_BACKBONES: ClassVar[dict[str, str]] = {"paper": "resnet18_cifar"}  # the paper trains from scratch
 

@@ -59,8 +59,9 @@ class EpochOutcome:
     val_acc: float
     best_acc: float
     best_epoch: int
-    lr: float  # the learning rate the epoch trained with
+    lr: float  # the learning rate the epoch trained with (0: not a gradient method)
     skipped: int  # images that failed to decode in this epoch
+    train_loss: float | None = None  # set by a method whose loss is not the mean of its steps' (the probe's fit)
 
 
 class TrainingMethod:
@@ -197,7 +198,7 @@ class TrainingLoop:
                         task_name,
                         epoch,
                         m.epochs,
-                        loss_sum / max(seen, 1),
+                        out.train_loss if out.train_loss is not None else loss_sum / max(seen, 1),
                         out.val_acc,
                         out.best_acc,
                         out.best_epoch,

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from clstudio.engine import events as ev
-from clstudio.engine.formatting import format_duration
+from clstudio.engine.formatting import format_duration, format_loss
 from clstudio.engine.strategies import get_strategy_class, list_strategies
 
 
@@ -212,7 +212,7 @@ class TrainPanel(QWidget):
             self.task_bar.setValue((e.epoch - 1) * e.steps + e.step)
             epoch_eta = (e.steps - e.step) * e.eta_s / max(1, self.task_bar.maximum() - self.task_bar.value())
             self.status.setText(
-                f"'{e.task}': epoch {e.epoch}, step {e.step}/{e.steps} · loss {e.loss:.3f} · "
+                f"'{e.task}': epoch {e.epoch}, step {e.step}/{e.steps} · loss {format_loss(e.loss)} · "
                 f"{e.images_per_s:.0f} images/s · epoch ETA {format_duration(epoch_eta)} · "
                 f"task ETA {format_duration(e.eta_s)}"
             )

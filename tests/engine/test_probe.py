@@ -1,0 +1,111 @@
+"""The linear probe as a strong baseline (training/probe.py): features once, logistic regression fit to
+convergence by L-BFGS, L2 chosen on validation; and the paper's Adam probe still there as 'faithful'."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from clstudio.engine import events as ev
+from clstudio.engine.data.synthetic import make_task_folder
+from clstudio.engine.evaluate import Evaluator
+from clstudio.engine.project import Project
+from clstudio.engine.storage import load_tensors
+from clstudio.engine.training.probe import L2_GRID, fit_logistic_regression
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory):
+    return make_task_folder(tmp_path_factory.mktemp("probe") / "colours", ("red", "green", "blue"), 30, size=32, seed=2)
+
+
+def test_fit_reaches_the_optimum_of_its_objective():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 16, generator=g, dtype=torch.float64)
+    y = (x[:, 0] + 0.5 * torch.randn(120, generator=g, dtype=torch.float64) > 0).long() + (x[:, 1] > 1).long()
+    w, b, ce = fit_logistic_regression(x, y, 3, l2=1e-2)
+    assert ce == pytest.approx(float(F.cross_entropy(x @ w.T + b, y)))
+    w.requires_grad_(True)
+    b.requires_grad_(True)
+    loss = F.cross_entropy(x @ w.T + b, y) + 1e-2 * (w * w).sum()
+    gw, gb = torch.autograd.grad(loss, (w, b))
+    assert max(gw.abs().max(), gb.abs().max()) < 1e-5  # a stationary point of a convex objective: the optimum
+    w_strong, _, _ = fit_logistic_regression(x, y, 3, l2=1.0)
+    assert w_strong.norm() < w.norm()  # the L2 strength is really applied
+
+
+def test_probe_task_trains_in_one_pass_and_its_head_is_the_fit(tmp_path, colours):
+    p = Project.create(tmp_path / "p", strategy="linear_probe", backbone="tiny")
+    p.add_task(colours)
+    seen: list = []
+    task = p.train_task("colours", observers=[seen.append])
+    epochs = [e for e in seen if isinstance(e, ev.EpochEnded)]
+    assert len(epochs) == 1 and task["epochs_run"] == 1 and task["probe_l2"] in L2_GRID
+    steps = [e for e in seen if isinstance(e, ev.StepProgress)]
+    assert steps and steps[-1].step == steps[-1].steps  # progress over the feature passes
+    assert epochs[0].val_acc == task["best_val_acc"] and epochs[0].train_loss == epochs[0].train_loss  # not NaN
+    # the stored head equals refitting on the same features: standardisation folded back in exactly
+    index = p.task_index(task)
+    method = p.training_method
+    strategy = p.strategy
+    strategy.activate_task(task["id"])
+    strategy.eval()
+    ev_ = p.evaluator()
+    loader = ev_.loader(index["root"], [(r, int(y)) for r, y in index["train"]])
+    feats, labels = [], []
+    with torch.no_grad():
+        for xb, yb, _ in loader:
+            feats.append(strategy.features(p.preprocessing.normalise(xb)).double())
+            labels.append(yb)
+    x, y = torch.cat(feats), torch.cat(labels)
+    mean, std = x.mean(0), x.std(0, unbiased=False).clamp(min=1e-6)
+    w, b, _ = fit_logistic_regression((x - mean) / std, y, 3, task["probe_l2"])
+    head, _ = load_tensors(p.folder / task["weights"])
+    assert torch.allclose(head["head.weight"].double(), w / std, atol=1e-4)
+    assert torch.allclose(head["head.bias"].double(), b - (w / std) @ mean, atol=1e-4)
+    assert method.strategy is strategy
+    # frozen backbone: the probe's task state is its head (and the untouched BN statistics)
+    assert set(k for k in head if not k.startswith("head.")) == set()
+
+
+class Crash(Exception):
+    pass
+
+
+def test_probe_is_deterministic_and_resumes_after_its_one_epoch(tmp_path, colours, monkeypatch):
+    p = Project.create(tmp_path / "ref", strategy="linear_probe", backbone="tiny")
+    p.add_task(colours)
+    p.train_pending()
+    ref = load_tensors(p.folder / p.tasks[0]["weights"])[0]
+    # A crash after the fit (its checkpoint is written) but before the commit: the next run resumes the fit.
+    run = Project.create(tmp_path / "run", strategy="linear_probe", backbone="tiny")
+    run.add_task(colours)
+    real_rows = Evaluator.rows
+
+    def crash(self, tasks):
+        raise Crash()
+
+    monkeypatch.setattr(Evaluator, "rows", crash)
+    with pytest.raises(Crash):
+        run.train_pending()
+    monkeypatch.setattr(Evaluator, "rows", real_rows)
+    again = Project.open(run.folder)
+    assert again.resumable_tasks() == ["colours"]
+    seen: list = []
+    again.train_pending(observers=[seen.append], resume=True)
+    assert any(isinstance(e, ev.TaskResumed) for e in seen)
+    assert not any(isinstance(e, ev.StepProgress) for e in seen)  # no feature pass again
+    got = load_tensors(again.folder / again.tasks[0]["weights"])[0]
+    assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
+    assert again.doc["R"] == p.doc["R"]
+
+
+def test_faithful_probe_trains_the_head_with_adam_epochs(tmp_path, colours):
+    p = Project.create(tmp_path / "p", strategy="linear_probe", backbone="tiny", preset="faithful")
+    p.reconfigure("linear_probe", {**p.config, "epochs": 3})
+    p.add_task(colours)
+    seen: list = []
+    p.train_task("colours", observers=[seen.append])
+    assert [e.epoch for e in seen if isinstance(e, ev.EpochEnded)] == [1, 2, 3]
+    assert all(e.lr > 0 for e in seen if isinstance(e, ev.EpochEnded))
