@@ -44,6 +44,8 @@ class TaskEntry(TypedDict):
     seconds: NotRequired[float]
     device: NotRequired[str]
     skipped_images: NotRequired[int]
+    probe_val_acc: NotRequired[float]  # CLR: validation accuracy of the probe head it started from
+    probe_l2: NotRequired[float]  # the L2 strength the probe's fit chose on validation
     # Rehearsal strategies add their training cost (and SparCL its per-layer sparsity):
     flops_used: NotRequired[float]
     flops_dense: NotRequired[float]

@@ -109,3 +109,34 @@ def test_faithful_probe_trains_the_head_with_adam_epochs(tmp_path, colours):
     p.train_task("colours", observers=[seen.append])
     assert [e.epoch for e in seen if isinstance(e, ev.EpochEnded)] == [1, 2, 3]
     assert all(e.lr > 0 for e in seen if isinstance(e, ev.EpochEnded))
+
+
+def test_clr_starts_from_the_probe_head_and_trains_its_adapters_from_epoch_one(tmp_path, colours, monkeypatch):
+    """probe_head: before epoch 1 the head is the logistic-regression fit on the identity-initialised
+    network's features, and the CLR layers train in every epoch (no head-only warm-up eating the schedule)."""
+    from clstudio.engine.models.clr import clr_layers
+    from clstudio.engine.training.per_task import PerTaskHeadTraining
+
+    p = Project.create(tmp_path / "clr", strategy="clr", backbone="tiny", config={"epochs": 2, "patience": 100})
+    p.add_task(colours)
+    heads, adapters_trained = [], []
+    real_step = PerTaskHeadTraining.train_step
+
+    def step(self, xb, yb):
+        if not heads:
+            heads.append(self.strategy.head.weight.detach().clone())
+        adapters_trained.append(
+            all(layer.conv.weight.requires_grad for layer in clr_layers(self.strategy.features).values())
+        )
+        return real_step(self, xb, yb)
+
+    monkeypatch.setattr(PerTaskHeadTraining, "train_step", step)
+    task = p.train_task("colours")
+    assert task["probe_l2"] in L2_GRID and 0.0 <= task["probe_val_acc"] <= 1.0
+    assert all(adapters_trained) and len(adapters_trained) >= 2
+
+    probe = Project.create(tmp_path / "probe", strategy="linear_probe", backbone="tiny")
+    probe.add_task(colours)
+    probe_head = load_tensors(probe.folder / probe.train_task("colours")["weights"])[0]["head.weight"]
+    # the same images, the same (identity) features, the same fit: the same head, before CLR's first step
+    assert torch.allclose(heads[0], probe_head, atol=1e-5)

@@ -19,6 +19,12 @@ from clstudio.engine.strategies.registry import register_strategy
 
 @dataclass(frozen=True)
 class CLRConfig(TrainConfig):
+    probe_head: bool = setting(
+        True,
+        "Start the head as a linear probe: logistic regression fit by L-BFGS on the backbone's features (the "
+        "CLR layers start as the identity, so these are the task's features at epoch 0), in one pass over the "
+        "images; the CLR layers then train from epoch 1 with the whole LR schedule. Replaces head_warmup.",
+    )
     head_warmup: int = setting(
         3,
         "Epochs that train only the head before the CLR layers and BN join (0 = the paper). Starting the adapters "
@@ -44,7 +50,14 @@ class CLRStrategy(Strategy):
     PRESETS = {
         # The official recipe (clr.md §3): 60 epochs, StepLR 20/0.1, no augmentation, early stop after 21.
         "faithful": dict(
-            epochs=60, lr_steps=3, patience=21, augment="none", break_ties_by_loss=False, bn="train", head_warmup=0
+            epochs=60,
+            lr_steps=3,
+            patience=21,
+            augment="none",
+            break_ties_by_loss=False,
+            bn="train",
+            head_warmup=0,
+            probe_head=False,
         ),
         "app": {},
     }

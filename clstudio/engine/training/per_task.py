@@ -22,6 +22,7 @@ from clstudio.engine.device import autocast
 from clstudio.engine.evaluate import Evaluator
 from clstudio.engine.strategies.base import Strategy, TensorDict, TrainConfig
 from clstudio.engine.training.loop import EpochOutcome, FitResult, TaskData, TrainingMethod
+from clstudio.engine.training.probe import fit_head, frozen_features
 
 CURRENT, BEST = "current::", "best::"
 
@@ -82,19 +83,36 @@ class PerTaskHeadTraining(TrainingMethod):
         self.best_state: TensorDict | None = None
         self.skipped_total = self._skipped = 0
         self.head = {id(p) for p in s.head.parameters()} if s.head is not None else set()
+        self.probe_fit: tuple[float, float, float] | None = None  # (val acc, L2, train CE) of the probe head
 
     def steps_per_epoch(self) -> int:
         return len(self.loader)
 
     def start_epoch(self, epoch: int) -> None:
-        # Head warm-up (linear probe, then the rest: Kumar et al. 2022): while the head is random, its
-        # gradients would push the adapters in arbitrary directions; the backbone pass is also cheaper.
-        warmup = getattr(self.config, "head_warmup", 0)
+        # Linear probe, then the rest (Kumar et al. 2022): while the head is random, its gradients would push
+        # the adapters in arbitrary directions. Either fit the head once on the frozen features (probe_head:
+        # seconds, and the adapters keep the whole schedule) or train it alone for head_warmup epochs.
+        probe_head = getattr(self.config, "probe_head", False)
+        if probe_head and epoch == 1:
+            self._fit_probe_head()
+        warmup = 0 if probe_head else getattr(self.config, "head_warmup", 0)
         for p in self.params:
             if id(p) not in self.head:
                 p.requires_grad_(epoch > warmup)
         self.strategy.set_train_mode()
         self._skipped = 0
+
+    def _fit_probe_head(self) -> None:
+        """The head as a logistic regression on the task's features before any adapter moved (identity)."""
+        cfg = self.config
+        plain = {}
+        for split, items in (("train", self.data.train), ("val", self.data.val)):
+            ds = ImageListDataset(self.data.root, list(items), self.prep.image_size, "none", self.cache)
+            ds.on_item = self.check
+            plain[split] = frozen_features(self.strategy, self.prep, image_loader(ds, cfg.eval_batch_size, False))
+        assert self.strategy.head is not None
+        (xs, ys, _), (xv, yv, _) = plain["train"], plain["val"]
+        self.probe_fit = fit_head(self.strategy.head, xs, ys, xv, yv, self.data.num_classes, self.check)
 
     def batches(self, epoch: int) -> Iterable[Any]:
         return self.loader
@@ -144,7 +162,8 @@ class PerTaskHeadTraining(TrainingMethod):
         if self.best_state is not None:
             self.strategy.restore(self.best_state)
         self.strategy.end_task(self.task_id)
-        return FitResult(self.best_acc, self.best_epoch, last_epoch, seconds, self.skipped_total)
+        extra = {"probe_val_acc": self.probe_fit[0], "probe_l2": self.probe_fit[1]} if self.probe_fit else {}
+        return FitResult(self.best_acc, self.best_epoch, last_epoch, seconds, self.skipped_total, extra)
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def state(self) -> tuple[TensorDict, dict[str, Any]]:
@@ -163,6 +182,7 @@ class PerTaskHeadTraining(TrainingMethod):
             "optimizer": opt_meta,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "probe": list(self.probe_fit) if self.probe_fit else None,
         }
         return tensors, meta
 
@@ -178,3 +198,5 @@ class PerTaskHeadTraining(TrainingMethod):
         self.best_state = best or None
         self.best_acc, self.best_loss = float(meta["best_acc"]), float(meta["best_loss"])
         self.best_epoch, self.skipped_total = int(meta["best_epoch"]), int(meta["skipped"])
+        probe = meta.get("probe")
+        self.probe_fit = (float(probe[0]), float(probe[1]), float(probe[2])) if probe else None

@@ -10,7 +10,7 @@ augmentation: a fixed feature map needs none), and its end is the fit.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -47,6 +47,62 @@ def fit_logistic_regression(
     with torch.no_grad():
         ce = float(F.cross_entropy(x @ w.T + b, y))
     return w.detach(), b.detach(), ce
+
+
+def fit_head(
+    head: torch.nn.Linear,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    xv: torch.Tensor,
+    yv: torch.Tensor,
+    classes: int,
+    check: Callable[[], object] | None = None,
+) -> tuple[float, float, float]:
+    """Fit ``head`` on features (train ``xs, ys``) for every L2 strength in L2_GRID and keep the best on
+    validation (``xv, yv``); returns (val accuracy, L2, train cross-entropy)."""
+    # Standardise for a well-conditioned fit; the scale folds back into the head below.
+    mean, std = xs.mean(0), xs.std(0, unbiased=False).clamp(min=1e-6)
+    zs, zv = (xs - mean) / std, (xv - mean) / std
+    best: tuple[float, float, float, torch.Tensor, torch.Tensor, float] | None = None
+    for l2 in L2_GRID:
+        if check is not None:
+            check()
+        w, b, ce = fit_logistic_regression(zs, ys, classes, l2)
+        logits = zv @ w.T + b
+        acc = float((logits.argmax(1) == yv).double().mean()) if len(yv) else 0.0
+        loss = float(F.cross_entropy(logits, yv)) if len(yv) else ce
+        # Higher val accuracy wins; a tie goes to the lower val loss, then to the stronger L2.
+        key = (acc, -loss, l2)
+        if best is None or key > best[:3]:
+            best = (acc, -loss, l2, w, b, ce)
+    assert best is not None
+    acc, _, l2, w, b, ce = best
+    with torch.no_grad():
+        head.weight.copy_((w / std).to(head.weight))
+        head.bias.copy_((b - (w / std) @ mean).to(head.bias))
+    return acc, l2, ce
+
+
+@torch.no_grad()
+def frozen_features(
+    strategy: Strategy, prep: Preprocessing, loader: DataLoader
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(features [N, D] float64, labels [N], images that failed to decode) of a loader's images, eval mode."""
+    strategy.eval()
+    feats, labels, failed = [], [], 0
+    for xb, yb, bad in loader:
+        failed += bad
+        if len(yb):
+            with autocast(strategy.device):
+                feats.append(strategy.features(prep.normalise(xb.to(strategy.device))).float().cpu())
+            labels.append(yb)
+    if not feats:
+        return (
+            torch.zeros(0, strategy.backbone.feature_dim, dtype=torch.float64),
+            torch.zeros(0, dtype=torch.long),
+            failed,
+        )
+    return torch.cat(feats).double(), torch.cat(labels), failed
 
 
 class FrozenFeatureProbe(TrainingMethod):
@@ -113,30 +169,10 @@ class FrozenFeatureProbe(TrainingMethod):
         return math.nan, len(yb)  # a feature pass has no loss; the fit's comes with the epoch's end
 
     def end_epoch(self, epoch: int) -> EpochOutcome:
-        xs, ys = self._stacked("train")
-        xv, yv = self._stacked("val")
-        classes = self.data.num_classes
-        # Standardise for a well-conditioned fit; the scale folds back into the head below.
-        mean, std = xs.mean(0), xs.std(0, unbiased=False).clamp(min=1e-6)
-        zs, zv = (xs - mean) / std, (xv - mean) / std
-        best: tuple[float, float, float, torch.Tensor, torch.Tensor, float] | None = None
-        for l2 in L2_GRID:
-            self.check()
-            w, b, ce = fit_logistic_regression(zs, ys, classes, l2)
-            logits = zv @ w.T + b if len(yv) else torch.zeros(0, classes)
-            acc = float((logits.argmax(1) == yv).float().mean()) if len(yv) else 0.0
-            loss = float(F.cross_entropy(logits, yv)) if len(yv) else ce
-            # Higher val accuracy wins; a tie goes to the lower val loss, then to the stronger L2.
-            key = (acc, -loss, l2)
-            if best is None or key > best[:3]:
-                best = (acc, -loss, l2, w, b, ce)
-        assert best is not None
-        self.val_acc, _, self.l2, w, b, self.train_loss = best
         head = self.strategy.head
         assert head is not None
-        with torch.no_grad():
-            head.weight.copy_((w / std).to(head.weight))
-            head.bias.copy_((b - (w / std) @ mean).to(head.bias))
+        fit = fit_head(head, *self._stacked("train"), *self._stacked("val"), self.data.num_classes, self.check)
+        self.val_acc, self.l2, self.train_loss = fit
         return EpochOutcome(self.val_acc, self.val_acc, 1, 0.0, self.skipped, train_loss=self.train_loss)
 
     def _stacked(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
