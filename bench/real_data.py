@@ -1,11 +1,13 @@
-"""CL Studio on a real dataset nobody here made: Fashion-MNIST as 5 tasks × 2 classes.
+"""CL Studio on a real dataset nobody here made: Fashion-MNIST as task folders (default 5 tasks × 2 classes;
+`--classes-per-task 10` for one 10-class task, 5 for 2 × 5), learned through the same CLI a user runs
+(`clstudio train`), then `clstudio eval --json` gives R, measured on the official test images.
 
-Each strategy learns the stream through the same CLI a user runs (`clstudio train`), then
-`clstudio eval --json` gives R. Prints R, ACC, BWT, forgetting and wall time per strategy, and checks
-that CLR does not lose to the linear probe on any task.
+Strategies are compared side by side on the same folders, for several seeds (each seed draws its own
+training images and trains with its own seed): mean ± std of the final mean Task-IL accuracy and of the
+wall time, and CLR − linear probe per task. A strategy may carry settings: `clr[probe_head=false]`.
 
-    python bench/real_data.py --per-class 30             # the small-folder case (the default)
-    python bench/real_data.py --per-class 300 --image-size 112
+    python bench/real_data.py --per-class 30                        # the small-folder case (the default)
+    python bench/real_data.py --classes-per-task 10 --seeds 3 --strategies clr,linear_probe,finetune
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,12 +33,28 @@ def run_cli(*args: str) -> str:
     return out.stdout
 
 
+def parse_variant(spec: str) -> tuple[str, list[str]]:
+    """'clr[probe_head=false;epochs=10]' → ('clr', ['probe_head=false', 'epochs=10'])."""
+    if "[" not in spec:
+        return spec, []
+    name, rest = spec.split("[", 1)
+    return name, [kv for kv in rest.rstrip("]").split(";") if kv]
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.2%}"
+    return f"{statistics.mean(values):.2%} ± {statistics.stdev(values):.2%}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-class", type=int, default=30)
     ap.add_argument("--val-per-class", type=int, default=0, help="default: max(10, per_class // 4)")
     ap.add_argument("--test-per-class", type=int, default=200)
-    ap.add_argument("--strategies", default="clr,linear_probe,finetune")
+    ap.add_argument("--classes-per-task", type=int, default=2, choices=[2, 5, 10])
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--strategies", default="clr,linear_probe,finetune", help="settings go in [k=v;k=v]")
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--image-size", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=0)
@@ -44,34 +63,54 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work)
     val = args.val_per_class or max(10, args.per_class // 4)
-    data = work / f"fmnist-{args.per_class}-{val}-{args.test_per_class}"
-    folders = write_tasks(data, args.per_class, val, args.test_per_class)
+    tasks_n = 10 // args.classes_per_task
     print(
-        f"Fashion-MNIST, 5 tasks × 2 classes, {args.per_class} train / {val} val / {args.test_per_class} test "
-        f"images per class, backbone {args.backbone}"
+        f"Fashion-MNIST, {tasks_n} task(s) × {args.classes_per_task} classes, {args.per_class} train / {val} val / "
+        f"{args.test_per_class} test images per class, backbone {args.backbone}, {args.seeds} seed(s)"
     )
-    results = {}
-    for strategy in args.strategies.split(","):
-        project = work / "projects" / f"{strategy}-{args.per_class}-{int(time.time())}"
-        extra = ["--image-size", str(args.image_size)] if args.image_size else []
-        extra += ["--epochs", str(args.epochs)] if args.epochs else []
-        for kv in args.set:
-            extra += ["--set", kv]
-        tasks = [a for f in folders for a in ("--task", str(f))]
-        start = time.monotonic()
-        run_cli("train", "--project", str(project), "--strategy", strategy, "--backbone", args.backbone, *extra, *tasks)
-        wall = time.monotonic() - start
-        result = json.loads(run_cli("eval", "--project", str(project), "--json"))
-        results[strategy] = result
-        print(f"\n== {strategy}: wall {wall:.0f} s")
-        for i, row in enumerate(result["R"]):
-            print(f"  after task {i + 1}: " + "  ".join("   .  " if v is None else f"{v:6.1%}" for v in row))
-        fmt = lambda v: "n/a" if v is None else f"{v:+.2%}"  # noqa: E731
-        print(f"  ACC {result['ACC']:.2%}   BWT {fmt(result['BWT'])}   forgetting {fmt(result['forgetting'])}")
-    if "clr" in results and "linear_probe" in results:
-        clr, lp = results["clr"]["R"][-1], results["linear_probe"]["R"][-1]
-        diffs = [c - p for c, p in zip(clr, lp, strict=True)]
-        print("\nCLR − linear probe, final accuracy per task: " + "  ".join(f"{d:+.1%}" for d in diffs))
+    variants = args.strategies.split(",")
+    finals: dict[str, list[list[float]]] = {v: [] for v in variants}
+    walls: dict[str, list[float]] = {v: [] for v in variants}
+    for seed in range(args.seeds):
+        data = work / f"fmnist-{args.classes_per_task}-{args.per_class}-{val}-{args.test_per_class}-s{seed}"
+        folders = write_tasks(
+            data, args.per_class, val, args.test_per_class, classes_per_task=args.classes_per_task, seed=seed
+        )
+        for variant in variants:
+            strategy, sets = parse_variant(variant)
+            project = work / "projects" / f"{strategy}-{seed}-{time.time_ns()}"
+            extra = ["--image-size", str(args.image_size)] if args.image_size else []
+            extra += ["--epochs", str(args.epochs)] if args.epochs else []
+            extra += ["--seed", str(seed)]
+            for kv in args.set + sets:
+                extra += ["--set", kv]
+            tasks = [a for f in folders for a in ("--task", str(f))]
+            start = time.monotonic()
+            run_cli(
+                "train", "--project", str(project), "--strategy", strategy, "--backbone", args.backbone, *extra, *tasks
+            )
+            wall = time.monotonic() - start
+            result = json.loads(run_cli("eval", "--project", str(project), "--json"))
+            finals[variant].append(result["R"][-1])
+            walls[variant].append(wall)
+            row = "  ".join(f"{v:6.1%}" for v in result["R"][-1])
+            print(
+                f"seed {seed}  {variant:<36} final R row {row}   ACC {result['ACC']:.2%}   wall {wall:.0f} s",
+                flush=True,
+            )
+    print("\nmean Task-IL accuracy after the last task (mean ± std over seeds), wall time per run:")
+    for v in variants:
+        accs = [statistics.mean(r) for r in finals[v]]
+        print(f"  {v:<36} {mean_std(accs):>18}   {statistics.mean(walls[v]):7.0f} s")
+    clr = next((v for v in variants if parse_variant(v)[0] == "clr"), None)
+    probe = next((v for v in variants if parse_variant(v)[0] == "linear_probe"), None)
+    if clr and probe:
+        diffs = [c - p for a, b in zip(finals[clr], finals[probe], strict=True) for c, p in zip(a, b, strict=True)]
+        margins = [statistics.mean(a) - statistics.mean(b) for a, b in zip(finals[clr], finals[probe], strict=True)]
+        print(
+            f"\n{clr} − {probe}: mean {mean_std(margins)} points; per task and seed: "
+            + " ".join(f"{d:+.1%}" for d in diffs)
+        )
         print("CLR loses to the linear probe on a task" if min(diffs) < 0 else "CLR ≥ linear probe on every task")
 
 

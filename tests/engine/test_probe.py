@@ -112,22 +112,25 @@ def test_faithful_probe_trains_the_head_with_adam_epochs(tmp_path, colours):
 
 
 def test_clr_starts_from_the_probe_head_and_trains_its_adapters_from_epoch_one(tmp_path, colours, monkeypatch):
-    """probe_head: before epoch 1 the head is the logistic-regression fit on the identity-initialised
-    network's features, and the CLR layers train in every epoch (no head-only warm-up eating the schedule)."""
+    """probe_head (with frozen BN): before epoch 1 the head is the logistic-regression fit on the identity-
+    initialised network's features, picked by validation loss, and the CLR layers train in every epoch
+    (no head-only warm-up eating the schedule)."""
+    from clstudio.engine.data.dataset import ImageListDataset, image_loader
     from clstudio.engine.models.clr import clr_layers
     from clstudio.engine.training.per_task import PerTaskHeadTraining
+    from clstudio.engine.training.probe import fit_head, frozen_features
 
-    p = Project.create(tmp_path / "clr", strategy="clr", backbone="tiny", config={"epochs": 2, "patience": 100})
+    cfg = {"epochs": 2, "patience": 100, "bn": "frozen"}
+    p = Project.create(tmp_path / "clr", strategy="clr", backbone="tiny", config=cfg)
     p.add_task(colours)
     heads, adapters_trained = [], []
     real_step = PerTaskHeadTraining.train_step
 
     def step(self, xb, yb):
         if not heads:
-            heads.append(self.strategy.head.weight.detach().clone())
-        adapters_trained.append(
-            all(layer.conv.weight.requires_grad for layer in clr_layers(self.strategy.features).values())
-        )
+            heads.append((self.strategy.head.weight.detach().clone(), self.strategy.head.bias.detach().clone()))
+        layers = clr_layers(self.strategy.features).values()
+        adapters_trained.append(all(layer.conv.weight.requires_grad for layer in layers))
         return real_step(self, xb, yb)
 
     monkeypatch.setattr(PerTaskHeadTraining, "train_step", step)
@@ -135,8 +138,24 @@ def test_clr_starts_from_the_probe_head_and_trains_its_adapters_from_epoch_one(t
     assert task["probe_l2"] in L2_GRID and 0.0 <= task["probe_val_acc"] <= 1.0
     assert all(adapters_trained) and len(adapters_trained) >= 2
 
+    # The same fit by hand, on the plain backbone's features (the CLR layers are the identity at epoch 0).
     probe = Project.create(tmp_path / "probe", strategy="linear_probe", backbone="tiny")
-    probe.add_task(colours)
-    probe_head = load_tensors(probe.folder / probe.train_task("colours")["weights"])[0]["head.weight"]
-    # the same images, the same (identity) features, the same fit: the same head, before CLR's first step
-    assert torch.allclose(heads[0], probe_head, atol=1e-5)
+    probe.strategy.begin_task("x", 3)
+    index = p.task_index(task)
+    feats = []
+    for split in ("train", "val"):
+        items = [(r, int(y)) for r, y in index[split]]
+        ds = ImageListDataset(index["root"], items, p.preprocessing.image_size, "none")
+        feats.append(frozen_features(probe.strategy, probe.preprocessing, image_loader(ds, 64, False)))
+    (xs, ys, _), (xv, yv, _) = feats
+    head = torch.nn.Linear(xs.shape[1], 3)
+    _, l2, _ = fit_head(head, xs, ys, xv, yv, 3, select="loss")
+    assert l2 == task["probe_l2"]
+    assert torch.allclose(heads[0][0], head.weight, atol=1e-5) and torch.allclose(heads[0][1], head.bias, atol=1e-5)
+
+
+def test_probe_head_is_not_used_when_bn_re_estimates_statistics(tmp_path, colours):
+    # A random backbone ('auto' → BN 'train'): the probe's eval-mode features are not what training sees.
+    p = Project.create(tmp_path / "clr", strategy="clr", backbone="tiny", config={"epochs": 1, "patience": 100})
+    p.add_task(colours)
+    assert "probe_l2" not in p.train_task("colours")

@@ -111,6 +111,10 @@ class Strategy:
     def regularization(self) -> torch.Tensor | None:
         return None
 
+    def starts_from_probe(self) -> bool:
+        """Whether a task's head starts as a linear probe fit on the features before training (CLR)."""
+        return False
+
     @classmethod
     def preset(cls, name: str) -> CommonConfig:
         if name not in cls.PRESETS:

@@ -23,7 +23,8 @@ class CLRConfig(TrainConfig):
         True,
         "Start the head as a linear probe: logistic regression fit by L-BFGS on the backbone's features (the "
         "CLR layers start as the identity, so these are the task's features at epoch 0), in one pass over the "
-        "images; the CLR layers then train from epoch 1 with the whole LR schedule. Replaces head_warmup.",
+        "images; the CLR layers then train from epoch 1 with the whole LR schedule. Replaces head_warmup. Only "
+        "with frozen BN (a pretrained backbone): re-estimated statistics would change the features.",
     )
     head_warmup: int = setting(
         3,
@@ -89,6 +90,11 @@ class CLRStrategy(Strategy):
         if self.bn_mode == "frozen":
             for bn in batchnorms(self.features).values():
                 bn.eval()
+
+    def starts_from_probe(self) -> bool:
+        # Only where training sees the features the probe was fit on: with BN re-estimating its statistics
+        # ('train'), train-mode features differ from the eval-mode ones and the probe head would not fit them.
+        return bool(self.config.probe_head) and self.bn_mode == "frozen"  # type: ignore[attr-defined]
 
     @property
     def bn_mode(self) -> str:

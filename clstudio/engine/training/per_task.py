@@ -92,7 +92,7 @@ class PerTaskHeadTraining(TrainingMethod):
         # Linear probe, then the rest (Kumar et al. 2022): while the head is random, its gradients would push
         # the adapters in arbitrary directions. Either fit the head once on the frozen features (probe_head:
         # seconds, and the adapters keep the whole schedule) or train it alone for head_warmup epochs.
-        probe_head = getattr(self.config, "probe_head", False)
+        probe_head = self.strategy.starts_from_probe()
         if probe_head and epoch == 1:
             self._fit_probe_head()
         warmup = 0 if probe_head else getattr(self.config, "head_warmup", 0)
@@ -112,7 +112,7 @@ class PerTaskHeadTraining(TrainingMethod):
             plain[split] = frozen_features(self.strategy, self.prep, image_loader(ds, cfg.eval_batch_size, False))
         assert self.strategy.head is not None
         (xs, ys, _), (xv, yv, _) = plain["train"], plain["val"]
-        self.probe_fit = fit_head(self.strategy.head, xs, ys, xv, yv, self.data.num_classes, self.check)
+        self.probe_fit = fit_head(self.strategy.head, xs, ys, xv, yv, self.data.num_classes, self.check, select="loss")
 
     def batches(self, epoch: int) -> Iterable[Any]:
         return self.loader

@@ -57,9 +57,14 @@ def fit_head(
     yv: torch.Tensor,
     classes: int,
     check: Callable[[], object] | None = None,
+    select: str = "accuracy",
 ) -> tuple[float, float, float]:
     """Fit ``head`` on features (train ``xs, ys``) for every L2 strength in L2_GRID and keep the best on
-    validation (``xv, yv``); returns (val accuracy, L2, train cross-entropy)."""
+    validation (``xv, yv``); returns (val accuracy, L2, train cross-entropy).
+
+    ``select='accuracy'``: the highest val accuracy, ties to the lower val loss (a probe that is the model).
+    ``select='loss'``: the lowest val cross-entropy, i.e. the best-calibrated head (a start for CLR: a head
+    that fits a small training set perfectly and confidently leaves the adapters almost no gradient)."""
     # Standardise for a well-conditioned fit; the scale folds back into the head below.
     mean, std = xs.mean(0), xs.std(0, unbiased=False).clamp(min=1e-6)
     zs, zv = (xs - mean) / std, (xv - mean) / std
@@ -71,12 +76,14 @@ def fit_head(
         logits = zv @ w.T + b
         acc = float((logits.argmax(1) == yv).double().mean()) if len(yv) else 0.0
         loss = float(F.cross_entropy(logits, yv)) if len(yv) else ce
-        # Higher val accuracy wins; a tie goes to the lower val loss, then to the stronger L2.
-        key = (acc, -loss, l2)
+        # Higher val accuracy wins (or lower val loss); ties go to the other, then to the stronger L2.
+        key = (acc, -loss, l2) if select == "accuracy" else (-loss, acc, l2)
         if best is None or key > best[:3]:
             best = (acc, -loss, l2, w, b, ce)
     assert best is not None
-    acc, _, l2, w, b, ce = best
+    _, _, l2, w, b, ce = best
+    zw = zv @ w.T + b
+    acc = float((zw.argmax(1) == yv).double().mean()) if len(yv) else 0.0
     with torch.no_grad():
         head.weight.copy_((w / std).to(head.weight))
         head.bias.copy_((b - (w / std) @ mean).to(head.bias))
