@@ -26,17 +26,22 @@ def project(tmp_path):
     return p
 
 
-def test_out_of_memory_halves_the_batch_and_tells_the_user(project, monkeypatch):
-    real_step = PerTaskHeadTraining.train_step
-    sizes: list[int] = []
+def _fails_above(limit: int, real_step, sizes: list[int]):
+    """A training step that runs out of GPU memory on batches above ``limit`` images (the batch is its last
+    argument), recording each batch size it was given."""
 
-    def step(self, xb, yb):
-        sizes.append(len(yb))
-        if len(yb) > 8:
+    def step(self, *args):
+        sizes.append(len(args[-1]))
+        if sizes[-1] > limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_step(self, xb, yb)
+        return real_step(self, *args)
 
-    monkeypatch.setattr(PerTaskHeadTraining, "train_step", step)
+    return step
+
+
+def test_out_of_memory_halves_the_batch_and_tells_the_user(project, monkeypatch):
+    sizes: list[int] = []
+    monkeypatch.setattr(PerTaskHeadTraining, "train_step", _fails_above(8, PerTaskHeadTraining.train_step, sizes))
     seen: list = []
     task = project.train_task("colours", observers=[seen.append])
     warnings = [e.message for e in seen if isinstance(e, ev.Warning)]
@@ -52,16 +57,8 @@ def test_rehearsal_out_of_memory_halves_the_batch_too(tmp_path, monkeypatch):
     folder = make_task_folder(tmp_path / "colours", ("red", "green", "blue"), 20, size=32, seed=2)
     p = Project.create(tmp_path / "p", strategy="sparcl", backbone="tiny", config={"epochs": 2, "batch_size": 16})
     p.add_task(folder)
-    real_step = RehearsalTraining.step
     sizes: list[int] = []
-
-    def step(self, batch):
-        sizes.append(len(batch))
-        if len(batch) > 4:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_step(self, batch)
-
-    monkeypatch.setattr(RehearsalTraining, "step", step)
+    monkeypatch.setattr(RehearsalTraining, "step", _fails_above(4, RehearsalTraining.step, sizes))
     seen: list = []
     task = p.train_task("colours", observers=[seen.append])
     warnings = [e.message for e in seen if isinstance(e, ev.Warning)]

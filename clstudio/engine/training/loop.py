@@ -19,6 +19,7 @@ import torch
 
 from clstudio.engine import checkpoint as ckpt
 from clstudio.engine.cancel import CancelToken, PauseToken
+from clstudio.engine.data.dataset import DecodeCache, Preprocessing
 from clstudio.engine.errors import CLStudioError
 from clstudio.engine.events import (
     EpochEnded,
@@ -32,6 +33,7 @@ from clstudio.engine.events import (
     Warning,
     emit,
 )
+from clstudio.engine.strategies.base import Strategy
 
 TensorDict = dict[str, torch.Tensor]
 
@@ -73,7 +75,11 @@ class TrainingMethod:
     task_name = ""  # the task in training, for a method's own events (set by the loop)
     allow_fp16 = True  # fp16 autocast needs a loss scaler; a method without one sets False (bf16 or fp32)
 
-    def __init__(self) -> None:
+    def __init__(self, strategy: Strategy, prep: Preprocessing, cache: DecodeCache) -> None:
+        self.strategy = strategy
+        self.prep = prep
+        self.cache = cache  # decoded images, shared with evaluation and replay
+        self.device = strategy.device
         self.loop: TrainingLoop | None = None
 
     def emit(self, event: Event) -> None:

@@ -31,11 +31,7 @@ class PerTaskHeadTraining(TrainingMethod):
     loader: DataLoader  # the task's training batches (made in begin, remade on an out-of-memory back-off)
 
     def __init__(self, strategy: Strategy, prep: Preprocessing, cache: DecodeCache) -> None:
-        super().__init__()
-        self.strategy = strategy
-        self.prep = prep
-        self.cache = cache
-        self.device = strategy.device
+        super().__init__(strategy, prep, cache)
         self.evaluator = Evaluator(strategy, prep, cache, check=self.check, allow_fp16=True)
         self._batch_size = 0  # 0: the config's; lowered for the rest of the task after an out-of-memory error
 

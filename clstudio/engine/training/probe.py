@@ -116,11 +116,7 @@ class FrozenFeatureProbe(TrainingMethod):
     epochs = 1
 
     def __init__(self, strategy: Strategy, prep: Preprocessing, cache: DecodeCache) -> None:
-        super().__init__()
-        self.strategy = strategy
-        self.prep = prep
-        self.cache = cache
-        self.device = strategy.device
+        super().__init__(strategy, prep, cache)
         self._batch_size = 0
 
     def begin(self, task_id: str, data: TaskData, seed: int) -> None:

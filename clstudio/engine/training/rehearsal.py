@@ -50,17 +50,14 @@ def _np(t: np.ndarray) -> torch.Tensor:
 
 
 class RehearsalTraining(TrainingMethod):
+    strategy: RehearsalStrategy
     allow_fp16 = False  # plain SGD without a loss scaler: bf16 or fp32 only
 
     def __init__(
         self, strategy: RehearsalStrategy, prep: Preprocessing, cache: DecodeCache, task_source: TaskSource
     ) -> None:
-        super().__init__()
-        self.strategy = strategy
-        self.prep = prep
-        self.cache = cache
+        super().__init__(strategy, prep, cache)
         self.task_source = task_source
-        self.device = strategy.device
         self.evaluator = Evaluator(strategy, prep, cache, check=self.check, allow_fp16=False)
         self._replay_sets: dict[str, ImageListDataset] = {}
         self._macs: dict[str, int] | None = None
