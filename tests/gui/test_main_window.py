@@ -236,3 +236,19 @@ def test_training_process_killed_mid_task_gives_a_readable_error_and_resumes(qtb
     resumed = [e for e in seen if isinstance(e, ev.TaskResumed)]
     # it continued from its last saved epoch (1 or 2: the kill races the save of epoch 2)
     assert resumed and resumed[0].from_epoch >= 1
+
+
+def test_preflight_shows_what_trains_what_picks_the_epoch_and_what_measures(qtbot, folders):
+    from clstudio.engine.data.scan import scan_folder
+    from clstudio.gui.panels.preflight import PreflightDialog
+
+    report = scan_folder(folders["colours"])
+    dialog = PreflightDialog(report)
+    qtbot.addWidget(dialog)
+    columns = [dialog.table.horizontalHeaderItem(c).text() for c in range(2, 5)]
+    assert columns == ["Train", "Pick epoch", "Measure"]
+    rows = [[int(dialog.table.item(r, c).text()) for c in range(2, 5)] for r in range(dialog.table.rowCount())]
+    assert [sum(col) for col in zip(*rows, strict=True)] == [len(report.train), len(report.val), len(report.test)]
+    assert all(r[2] >= 1 for r in rows)  # every class has held-out images to be measured on
+    items = [dialog.problems.item(i).text() for i in range(dialog.problems.count())]
+    assert any("fewer than 10 test images per class" in t for t in items)

@@ -366,7 +366,7 @@ def scan_folder(
         worst = ", ".join(f"{c}: {n}" for c, n in list(thin.items())[:4]) + (", …" if len(thin) > 4 else "")
         warnings.append(
             f"accuracy will rest on fewer than {MIN_EVAL_PER_CLASS} {report.eval_on} images per class ({worst}): "
-            f"one image more or less right moves a class's accuracy by over 10 points"
+            f"each image moves a class's accuracy by over 10 points"
         )
     if report.eval_on == "val":
         warnings.append(

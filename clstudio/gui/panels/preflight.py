@@ -42,24 +42,22 @@ class PreflightDialog(QDialog):
         self.report = report
         self.setWindowTitle(f"Add task from '{report.name}'")
         self.name_edit = QLineEdit(report.name)
-        split = (
-            "train / val / test folders"
-            if report.layout == "split"
-            else "65 % train / 15 % to pick the epoch / 20 % held out to measure, by file"
+        split = "from the train / val / test folders" if report.layout == "split" else "65 / 15 / 20 % of each class"
+        held = "held out to measure accuracy" if report.eval_on == "test" else "measure accuracy (and pick the epoch)"
+        split_label = QLabel(
+            f"{len(report.train)} train, {len(report.val)} to pick the best epoch, {len(report.eval_split)} "
+            f"{held} ({split})"
         )
+        split_label.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Task name", self.name_edit)
         form.addRow("Folder", QLabel(report.root))
-        held = "held out to measure" if report.eval_on == "test" else "to measure (they also pick the epoch)"
-        form.addRow(
-            "Split",
-            QLabel(
-                f"{split}: {len(report.train)} train, {len(report.val)} to pick the epoch, "
-                f"{len(report.eval_split)} {held}"
-            ),
-        )
-        self.table = QTableWidget(len(report.classes), 4)
-        self.table.setHorizontalHeaderLabels(["", "Class", "Train", "Evaluation"])
+        form.addRow("Images", split_label)
+        val_counts = [0] * len(report.classes)
+        for _, y in report.val:
+            val_counts[y] += 1
+        self.table = QTableWidget(len(report.classes), 5)
+        self.table.setHorizontalHeaderLabels(["", "Class", "Train", "Pick epoch", "Measure"])
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         first: dict[int, str] = {}
@@ -75,9 +73,11 @@ class PreflightDialog(QDialog):
             self.table.setCellWidget(row, 0, cell)
             self.table.setItem(row, 1, QTableWidgetItem(cls))
             self.table.setItem(row, 2, QTableWidgetItem(str(n_train)))
-            self.table.setItem(row, 3, QTableWidgetItem(str(n_eval)))
+            self.table.setItem(row, 3, QTableWidgetItem(str(val_counts[row])))
+            self.table.setItem(row, 4, QTableWidgetItem(str(n_eval)))
         self.table.setColumnWidth(0, THUMB + 12)
         self.problems = QListWidget()
+        self.problems.setWordWrap(True)
         for p in report.problems:
             self.problems.addItem(f"Left out {p.path}: {p.reason}")
         for w in report.warnings:
