@@ -71,6 +71,7 @@ def main() -> None:
     variants = args.strategies.split(",")
     finals: dict[str, list[list[float]]] = {v: [] for v in variants}
     walls: dict[str, list[float]] = {v: [] for v in variants}
+    trains: dict[str, list[float]] = {v: [] for v in variants}  # training seconds (the engine's, per run)
     for seed in range(args.seeds):
         data = work / f"fmnist-{args.classes_per_task}-{args.per_class}-{val}-{args.test_per_class}-s{seed}"
         folders = write_tasks(
@@ -93,15 +94,22 @@ def main() -> None:
             result = json.loads(run_cli("eval", "--project", str(project), "--json"))
             finals[variant].append(result["R"][-1])
             walls[variant].append(wall)
+            # Training time alone (no scan, no evaluation of R): what the engine measured per task.
+            doc = json.loads((project / "project.json").read_text())
+            trains[variant].append(sum(t["seconds"] for t in doc["tasks"]))
             row = "  ".join(f"{v:6.1%}" for v in result["R"][-1])
             print(
-                f"seed {seed}  {variant:<36} final R row {row}   ACC {result['ACC']:.2%}   wall {wall:.0f} s",
+                f"seed {seed}  {variant:<36} final R row {row}   ACC {result['ACC']:.2%}   "
+                f"training {trains[variant][-1]:.0f} s   wall {wall:.0f} s",
                 flush=True,
             )
-    print("\nmean Task-IL accuracy after the last task (mean ± std over seeds), wall time per run:")
+    print("\nmean Task-IL accuracy after the last task (mean ± std over seeds); training and wall time per run:")
     for v in variants:
         accs = [statistics.mean(r) for r in finals[v]]
-        print(f"  {v:<36} {mean_std(accs):>18}   {statistics.mean(walls[v]):7.0f} s")
+        print(
+            f"  {v:<36} {mean_std(accs):>18}   training {statistics.mean(trains[v]):6.0f} s   "
+            f"wall {statistics.mean(walls[v]):6.0f} s"
+        )
     clr = next((v for v in variants if parse_variant(v)[0] == "clr"), None)
     probe = next((v for v in variants if parse_variant(v)[0] == "linear_probe"), None)
     if clr and probe:

@@ -159,3 +159,24 @@ def test_probe_head_is_not_used_when_bn_re_estimates_statistics(tmp_path, colour
     p = Project.create(tmp_path / "clr", strategy="clr", backbone="tiny", config={"epochs": 1, "patience": 100})
     p.add_task(colours)
     assert "probe_l2" not in p.train_task("colours")
+
+
+def test_clr_keeps_the_probe_when_no_epoch_beats_it_on_validation(tmp_path, colours):
+    """The probe head is 'epoch 0' of the best-epoch choice: with a learning rate that wrecks every epoch,
+    the task ends as the probe (adapters at the identity), never worse than it on validation."""
+    from clstudio.engine.models.clr import clr_layers
+
+    cfg = {"epochs": 2, "patience": 100, "bn": "frozen", "lr": 50.0}
+    p = Project.create(tmp_path / "clr", strategy="clr", backbone="tiny", config=cfg)
+    p.add_task(colours)
+    seen: list = []
+    task = p.train_task("colours", observers=[seen.append])
+    epochs = [e for e in seen if isinstance(e, ev.EpochEnded)]
+    assert task["best_epoch"] == 0 and all(e.val_acc < task["best_val_acc"] for e in epochs)
+    assert task["best_val_acc"] == pytest.approx(task["probe_val_acc"], abs=1e-6)
+    weights = load_tensors(p.folder / task["weights"])[0]
+    for path in clr_layers(p.strategy.features):
+        kernel = weights[f"{path}.conv.weight"]
+        identity = torch.zeros_like(kernel)
+        identity[:, 0, 1, 1] = 1.0
+        assert torch.equal(kernel, identity), path

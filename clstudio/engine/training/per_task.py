@@ -91,6 +91,10 @@ class PerTaskHeadTraining(TrainingMethod):
         probe_head = self.strategy.starts_from_probe()
         if probe_head and epoch == 1:
             self._fit_probe_head()
+            # The probe is the model until an epoch beats it on validation ("epoch 0"): CLR replaces it only
+            # where its adapters really help, so it is never worse than the probe on the images that choose.
+            acc, loss = self.evaluator.accuracy_and_loss(self.val_loader)
+            self.best_acc, self.best_loss, self.best_epoch, self.best_state = acc, loss, 0, self.strategy.snapshot()
         warmup = 0 if probe_head else getattr(self.config, "head_warmup", 0)
         for p in self.params:
             if id(p) not in self.head:
