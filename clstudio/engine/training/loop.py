@@ -147,7 +147,6 @@ class TrainingLoop:
         self.observers: list[Observer] = list(observers)
         self.cancel = cancel or CancelToken()
         self.pause = pause or PauseToken()
-        self.device = "cpu"
         self._task = ""
         method.loop = self
 
