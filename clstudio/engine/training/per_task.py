@@ -104,14 +104,12 @@ class PerTaskHeadTraining(TrainingMethod):
 
     def _fit_probe_head(self) -> None:
         """The head as a logistic regression on the task's features before any adapter moved (identity)."""
-        cfg = self.config
-        plain = {}
-        for split, items in (("train", self.data.train), ("val", self.data.val)):
-            ds = ImageListDataset(self.data.root, list(items), self.prep.image_size, "none", self.cache)
-            ds.on_item = self.check
-            plain[split] = frozen_features(self.strategy, self.prep, image_loader(ds, cfg.eval_batch_size, False))
+        # The training images without augmentation; the validation loader is already plain.
+        ds = ImageListDataset(self.data.root, list(self.data.train), self.prep.image_size, "none", self.cache)
+        ds.on_item = self.check
+        xs, ys, _ = frozen_features(self.strategy, self.prep, image_loader(ds, self.config.eval_batch_size, False))
+        xv, yv, _ = frozen_features(self.strategy, self.prep, self.val_loader)
         assert self.strategy.head is not None
-        (xs, ys, _), (xv, yv, _) = plain["train"], plain["val"]
         self.probe_fit = fit_head(self.strategy.head, xs, ys, xv, yv, self.data.num_classes, self.check, select="loss")
 
     def batches(self, epoch: int) -> Iterable[Any]:

@@ -91,6 +91,22 @@ def fit_head(
 
 
 @torch.no_grad()
+def batch_features(strategy: Strategy, prep: Preprocessing, images_uint8: torch.Tensor) -> torch.Tensor:
+    """The backbone's features of one uint8 batch, on the CPU in float32 (the strategy in eval mode)."""
+    x = prep.normalise(images_uint8.to(strategy.device, non_blocking=True))
+    with autocast(strategy.device):
+        return strategy.features(x).float().cpu()
+
+
+def stack_features(
+    strategy: Strategy, feats: list[torch.Tensor], labels: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batches of features and labels as one float64 matrix (the fit's precision) and one label vector."""
+    if not feats:
+        return torch.zeros(0, strategy.backbone.feature_dim, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+    return torch.cat(feats).double(), torch.cat(labels)
+
+
 def frozen_features(
     strategy: Strategy, prep: Preprocessing, loader: DataLoader
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -100,16 +116,9 @@ def frozen_features(
     for xb, yb, bad in loader:
         failed += bad
         if len(yb):
-            with autocast(strategy.device):
-                feats.append(strategy.features(prep.normalise(xb.to(strategy.device))).float().cpu())
+            feats.append(batch_features(strategy, prep, xb))
             labels.append(yb)
-    if not feats:
-        return (
-            torch.zeros(0, strategy.backbone.feature_dim, dtype=torch.float64),
-            torch.zeros(0, dtype=torch.long),
-            failed,
-        )
-    return torch.cat(feats).double(), torch.cat(labels), failed
+    return (*stack_features(strategy, feats, labels), failed)
 
 
 class FrozenFeatureProbe(TrainingMethod):
@@ -158,30 +167,23 @@ class FrozenFeatureProbe(TrainingMethod):
             for batch in loader:
                 yield split, batch
 
-    @torch.no_grad()
     def step(self, batch: Any) -> tuple[float, int] | None:
         split, (xb, yb, failed) = batch
         self.skipped += failed
         if len(yb) == 0:
             return None
-        x = self.prep.normalise(xb.to(self.device, non_blocking=True))
-        with autocast(self.device):
-            f = self.strategy.features(x)
-        self.features[split].append(f.float().cpu())
+        self.features[split].append(batch_features(self.strategy, self.prep, xb))
         self.labels[split].append(yb)
         return math.nan, len(yb)  # a feature pass has no loss; the fit's comes with the epoch's end
 
     def end_epoch(self, epoch: int) -> EpochOutcome:
         head = self.strategy.head
         assert head is not None
-        fit = fit_head(head, *self._stacked("train"), *self._stacked("val"), self.data.num_classes, self.check)
+        train = stack_features(self.strategy, self.features["train"], self.labels["train"])
+        val = stack_features(self.strategy, self.features["val"], self.labels["val"])
+        fit = fit_head(head, *train, *val, self.data.num_classes, self.check)
         self.val_acc, self.l2, self.train_loss = fit
         return EpochOutcome(self.val_acc, self.val_acc, 1, 0.0, self.skipped, train_loss=self.train_loss)
-
-    def _stacked(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.features[split]:
-            return torch.zeros(0, self.strategy.backbone.feature_dim), torch.zeros(0, dtype=torch.long)
-        return torch.cat(self.features[split]).double(), torch.cat(self.labels[split])
 
     def finished(self, epoch: int) -> bool:
         return True
