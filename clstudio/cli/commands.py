@@ -1,4 +1,4 @@
-"""The commands behind `clstudio train / eval / classify / info / make-demo / export / import / list`: each
+"""The commands behind `clstudio train / eval / classify / info / make-demo / bundle / export-model / list`: each
 parses nothing and prints nothing itself but calls the engine and ``render``. No Qt involved."""
 
 from __future__ import annotations
@@ -149,6 +149,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if cil_R is not None and cil_metrics is not None:
             out["class_il"] = {"R": cil_R, **cil_metrics}
             out["sparsity"] = project.sparsity_report()
+        routed = project.routed()
+        if routed is not None:
+            out["routed"] = routed
         print(json.dumps(out))
     else:
         render.print_matrix(project)
@@ -156,14 +159,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from clstudio.engine.classify import AUTO
     from clstudio.engine.project import Project
+    from clstudio.engine.results_csv import write_csv
 
     project = Project.open(args.project, device=args.device)
-    results = project.classify(args.images, args.task, top_k=args.top_k)
+    task = args.task
+    if task is None:
+        trained = project.trained_names()
+        task = trained[0] if len(trained) == 1 else AUTO
+    bar = render.ProgressLine("Classifying")
+    results = project.classify(args.images, task, top_k=args.top_k, progress=bar.update)
+    bar.close()
+    if args.csv:
+        write_csv(args.csv, results)
+        print(f"Wrote {len(results)} row(s) to {args.csv}", file=sys.stderr)
     if args.json:
         print(json.dumps(results))
-        return 0 if all("top" in r for r in results) else 1
-    render.print_classified(results)
+    else:
+        render.print_classified(results)
     return 0 if all("top" in r for r in results) else 1
 
 
@@ -187,19 +201,23 @@ def cmd_make_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from clstudio.engine.bundle import export_project
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from clstudio.engine.bundle import export_project, import_project
 
-    out = export_project(args.project, args.bundle)
-    print(f"Exported {args.project} to {out} ({out.stat().st_size:,} bytes)")
+    if args.action == "export":
+        out = export_project(args.project, args.bundle)
+        print(f"Bundled {args.project} into {out} ({out.stat().st_size:,} bytes)")
+    else:
+        dest = import_project(args.bundle, args.project)
+        print(f"Unpacked {args.bundle} as project {dest}")
     return 0
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    from clstudio.engine.bundle import import_project
+def cmd_export_model(args: argparse.Namespace) -> int:
+    from clstudio.engine.project import Project
 
-    dest = import_project(args.bundle, args.project)
-    print(f"Imported {args.bundle} as project {dest}")
+    model, meta = Project.open(args.project, device="cpu").export_model(args.task, args.format, args.output)
+    print(f"Wrote {model} ({model.stat().st_size:,} bytes) and {meta}")
     return 0
 
 
@@ -224,8 +242,8 @@ COMMANDS: dict[str, Command] = {
     "classify": cmd_classify,
     "info": cmd_info,
     "make-demo": cmd_make_demo,
-    "export": cmd_export,
-    "import": cmd_import,
+    "bundle": cmd_bundle,
+    "export-model": cmd_export_model,
     "list": cmd_list,
 }
 

@@ -76,12 +76,20 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--recompute", action="store_true", help="re-evaluate every task with the stored weights")
 
-    c = command("classify", "top-k classes of images for one task")
+    c = command("classify", "top-k classes of images or folders of images, for a task or the task they belong to")
     project_arg(c)
-    c.add_argument("--task", required=True, help="task name")
+    c.add_argument(
+        "--task",
+        default=None,
+        help="task name, or 'auto': the router chooses the task and says 'none of my tasks' for an image far from "
+        "every task (default: auto with two or more trained tasks, else the only one)",
+    )
     c.add_argument("--top-k", type=int, default=5)
     c.add_argument("--json", action="store_true")
-    c.add_argument("images", nargs="+")
+    c.add_argument(
+        "--csv", metavar="FILE", help="also write one row per image: path, task, top class, probability, top-k"
+    )
+    c.add_argument("images", nargs="+", help="image files or folders (every image inside, recursively)")
 
     i = command("info", "tasks, classes, image counts, bytes stored per task")
     project_arg(i, device=False)
@@ -91,12 +99,24 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
     d.add_argument("folder")
     d.add_argument("--per-class", type=int, default=30)
 
-    x = command("export", "write the project to one .zip bundle")
+    b = command("bundle", "a whole project as one .zip file: `bundle export` writes one, `bundle import` unpacks it")
+    bsub = b.add_subparsers(dest="action", metavar="ACTION", required=True)
+    bx = bsub.add_parser("export", help="write the project to one .zip bundle")
+    project_arg(bx, device=False)
+    bx.add_argument("bundle", help="the .zip file to write")
+    bm = bsub.add_parser("import", help="unpack a .zip bundle into a new project folder")
+    bm.add_argument("bundle")
+    bm.add_argument("--project", required=True, help="the new project folder (must be new or empty)")
+
+    x = command(
+        "export-model", "one task's model as ONNX or TorchScript, with a JSON sidecar (classes, input, normalisation)"
+    )
     project_arg(x, device=False)
-    x.add_argument("bundle")
-    m = command("import", "unpack a .zip bundle into a new project folder")
-    m.add_argument("bundle")
-    m.add_argument("--project", required=True, help="the new project folder (must be new or empty)")
+    x.add_argument("--task", required=True, help="task name")
+    x.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    x.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="the model file (or a folder for <task>.onnx/.pt)"
+    )
 
     command("list", "strategies with their settings, and backbones")
     return p

@@ -107,8 +107,20 @@ def print_matrix(project: Any) -> None:
             shown = "n/a" if value is None else (f"{value:+.2%}" if key in ("BWT", "FWT") else f"{value:.2%}")
             doc = (metrics.FORMULAS[key] or "").split(" — ")[0].strip()
             print(f"  {key:<11} {shown:>8}    {doc}")
+    print_routed(names, project.routed())
     print_basis(project.evaluation_basis())
     print_sparsity(project.sparsity_report())
+
+
+def print_routed(names: list[str], routed: dict[str, Any] | None) -> None:
+    """Without being told the task: how often the router picks it, and accuracy through the router."""
+    if routed is None:
+        return
+    last_routing, last_routed = routed["routing_accuracy"][-1], routed["R"][-1]
+    print("Without the task given (classify --task auto), after the last task:")
+    for name, r, a in zip(names, last_routing, last_routed, strict=True):
+        print(f"  {name}: routed to its task {r:.1%}, routed Class-IL accuracy {a:.1%}")
+    print(f"  mean routed Class-IL accuracy {routed['ACC']:.2%} (routing {routed['routing_ACC']:.2%})")
 
 
 def print_basis(basis: list[dict[str, Any]]) -> None:
@@ -156,11 +168,44 @@ def print_info(info: dict[str, Any]) -> None:
         print(f"      classes: {', '.join(t['classes'])}")
 
 
+class ProgressLine:
+    """``done / total`` on stderr: rewritten in place on a terminal, a line per quarter otherwise."""
+
+    def __init__(self, label: str, stream: Any = None) -> None:
+        self.label, self.stream = label, stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._quarter = 0
+        self._start = time.monotonic()
+
+    def update(self, done: int, total: int) -> None:
+        rate = done / max(time.monotonic() - self._start, 1e-9)
+        text = f"{self.label}: {done}/{total} images, {rate:.0f} img/s"
+        if self.tty:
+            self.stream.write(f"\r  {text}   ")
+            self.stream.flush()
+        elif total and done * 4 // total > self._quarter:
+            self._quarter = done * 4 // total
+            print(f"  {text}", file=self.stream)
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
 def print_classified(results: list[dict[str, Any]]) -> None:
     for r in results:
         print(r["path"])
         if "error" in r:
             print(f"  cannot classify: {r['error']}")
             continue
+        if "route" in r:
+            route = r["route"]
+            if r["none_of_my_tasks"]:
+                print(
+                    f"  none of my tasks: nearest is '{route['nearest']}' at distance {route['distance']:.0f} "
+                    f"(its images fall within {route['threshold']:.0f}); its best guess:"
+                )
+            else:
+                print(f"  task '{r['task']}' (chosen by the router; distance {route['distance']:.0f})")
         for cls, p in r["top"]:
             print(f"  {p:7.2%}  {'█' * int(round(p * 30)):<30}  {cls}")

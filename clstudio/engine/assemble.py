@@ -14,6 +14,7 @@ from clstudio.engine.data.dataset import Preprocessing
 from clstudio.engine.errors import ProjectError
 from clstudio.engine.models.backbones import Backbone, create_backbone, fingerprint
 from clstudio.engine.records import ProjectDoc
+from clstudio.engine.routing import split_task_tensors
 from clstudio.engine.store import ProjectStore
 from clstudio.engine.strategies import create_strategy
 from clstudio.engine.strategies.base import Strategy
@@ -78,5 +79,5 @@ def build_strategy(store: ProjectStore, device: str, backbone: Backbone | None =
         strategy.load_shared_state(shared)
     for task in doc["tasks"]:
         if task["trained"]:
-            strategy.load_task_state(task["id"], store.task_weights(task))
+            strategy.load_task_state(task["id"], split_task_tensors(store.task_weights(task))[0])
     return strategy

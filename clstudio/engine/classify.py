@@ -1,9 +1,10 @@
-"""Prediction for images, for one chosen task: top-k (class, probability), or an error for a file that
-cannot be read (one bad file never stops the others)."""
+"""Prediction for images: for one chosen task, or for the task the router chooses (``AUTO``), with top-k
+(class, probability) per image. Folders are expanded to every image inside; images go through the network
+in batches; a file that cannot be read is a row with an error (one bad file never stops the others)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,30 +12,103 @@ import torch
 
 from clstudio.engine.data.dataset import load_uint8
 from clstudio.engine.data.decode import DecodeError
+from clstudio.engine.data.scan import images_in
 from clstudio.engine.errors import ProjectError
 from clstudio.engine.evaluate import Evaluator
 from clstudio.engine.records import TaskEntry
+from clstudio.engine.routing import TaskRouter
+
+AUTO = "auto"  # the task name that asks the router to choose
+Progress = Callable[[int, int], None]
+
+
+def expand(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given; folders replaced by every image inside them, recursively."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out.extend(images_in(p) if p.is_dir() else [p])
+    return out
+
+
+def _batches(
+    paths: list[Path], size: int, batch: int, progress: Progress | None
+) -> Iterator[tuple[list[dict[str, Any]], list[int], torch.Tensor | None]]:
+    """(rows for this batch, indices of the decodable ones, their uint8 images) — rows of unreadable files
+    already carry their error."""
+    for start in range(0, len(paths), batch):
+        rows: list[dict[str, Any]] = []
+        images, ok = [], []
+        for i, path in enumerate(paths[start : start + batch]):
+            rows.append({"path": str(path)})
+            try:
+                images.append(load_uint8(str(path), size))
+                ok.append(i)
+            except DecodeError as e:
+                rows[-1]["error"] = str(e)
+        yield rows, ok, torch.stack(images) if images else None
+        if progress is not None:
+            progress(min(start + batch, len(paths)), len(paths))
+
+
+def _top(probs: torch.Tensor, classes: list[str], k: int) -> list[list[Any]]:
+    values, indices = torch.topk(probs, min(k, len(classes)))
+    return [[classes[int(i)], float(v)] for v, i in zip(values, indices, strict=True)]
+
+
+def _check_trained(task: TaskEntry) -> None:
+    if not task["trained"]:
+        raise ProjectError(f"Task '{task['name']}' is not trained yet; train it before classifying.")
 
 
 def classify_images(
-    evaluator: Evaluator, task: TaskEntry, paths: Iterable[str | Path], top_k: int = 5
+    evaluator: Evaluator,
+    task: TaskEntry,
+    paths: Iterable[str | Path],
+    top_k: int = 5,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
-    if not task["trained"]:
-        raise ProjectError(f"Task '{task['name']}' is not trained yet; train it before classifying.")
+    _check_trained(task)
     evaluator.strategy.activate_task(task["id"])
-    size = evaluator.prep.image_size
-    k = min(top_k, len(task["classes"]))
     results: list[dict[str, Any]] = []
-    for path in paths:
-        entry: dict[str, Any] = {"path": str(path), "task": task["name"]}
-        try:
-            img = load_uint8(str(path), size)
-        except DecodeError as e:
-            entry["error"] = str(e)
-            results.append(entry)
-            continue
-        probs = evaluator.predict(img[None])[0]
-        values, indices = torch.topk(probs, k)
-        entry["top"] = [[task["classes"][int(i)], float(v)] for v, i in zip(values, indices, strict=True)]
-        results.append(entry)
+    batch = evaluator.strategy.config.eval_batch_size
+    for rows, ok, images in _batches(expand(paths), evaluator.prep.image_size, batch, progress):
+        if images is not None:
+            for i, probs in zip(ok, evaluator.predict(images), strict=True):
+                rows[i]["task"] = task["name"]
+                rows[i]["top"] = _top(probs, task["classes"], top_k)
+        results.extend(rows)
+    return results
+
+
+def classify_auto(
+    evaluator: Evaluator,
+    router: TaskRouter,
+    tasks: dict[str, TaskEntry],
+    paths: Iterable[str | Path],
+    top_k: int = 5,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """Route each image to a task, then classify it there. An image farther from every task than that task's
+    calibrated threshold gets ``task: None`` and ``none_of_my_tasks: True``; its ``top`` is the nearest
+    task's answer, as a best guess."""
+    results: list[dict[str, Any]] = []
+    batch = evaluator.strategy.config.eval_batch_size
+    for rows, ok, images in _batches(expand(paths), evaluator.prep.image_size, batch, progress):
+        if images is not None:
+            routes = router.route(evaluator.anchor_features(images))
+            for tid in {r.nearest for r in routes}:
+                picked = [j for j, r in enumerate(routes) if r.nearest == tid]
+                task = tasks[tid]
+                evaluator.strategy.activate_task(tid)
+                for j, probs in zip(picked, evaluator.predict(images[picked]), strict=True):
+                    route, row = routes[j], rows[ok[j]]
+                    row["task"] = task["name"] if route.task is not None else None
+                    row["top"] = _top(probs, task["classes"], top_k)
+                    row["route"] = {
+                        "nearest": task["name"],
+                        "distance": round(route.distance, 2),
+                        "threshold": round(route.threshold, 2),
+                    }
+                    row["none_of_my_tasks"] = route.task is None
+        results.extend(rows)
     return results

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from clstudio.engine.data.dataset import DecodeCache, ImageListDataset, Preprocessing, image_loader
 from clstudio.engine.device import autocast
+from clstudio.engine.routing import TaskRouter
 from clstudio.engine.strategies.base import Strategy
 
 
@@ -94,3 +95,52 @@ class Evaluator:
         if not self.strategy.class_incremental:
             return row, None
         return row, {t.task_id: self.class_il(t) for t in tasks}
+
+    # --- the task router -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def anchor_features(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """The anchor's pooled features of a uint8 batch (what the router reads), float32 on the CPU."""
+        x = self.prep.normalise(images_uint8.to(self.device))
+        with self.strategy.at_anchor(), autocast(self.device, self.allow_fp16):
+            return self.strategy.features(x).float().cpu()
+
+    def features_of(self, root: str, items: Sequence[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(anchor features [N, D] float64, labels [N]) of a list of images; unreadable ones are left out."""
+        feats, labels = [], []
+        for xb, yb, _ in self.loader(root, items):
+            if self.check is not None:
+                self.check()
+            if len(yb):
+                feats.append(self.anchor_features(xb).double())
+                labels.append(yb)
+        if not feats:
+            return torch.zeros(0, self.strategy.backbone.feature_dim, dtype=torch.float64), torch.zeros(
+                0, dtype=torch.long
+            )
+        return torch.cat(feats), torch.cat(labels)
+
+    @torch.no_grad()
+    def routed_rows(
+        self, tasks: Sequence[EvalSet], router: TaskRouter
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+        """In one pass per task, by task id: Task-IL accuracy (the task given), routing accuracy (the router
+        sends the image to its own task) and routed Class-IL accuracy (routed there and classified right)."""
+        task_il, routing, routed = {}, {}, {}
+        for t in tasks:
+            self.strategy.activate_task(t.task_id)
+            own = router.task_ids.index(t.task_id)
+            right = to_own = both = total = 0
+            for xb, yb, _ in self.loader(t.root, t.items):
+                if self.check is not None:
+                    self.check()
+                if len(yb) == 0:
+                    continue
+                goes_home = router.task_distances(self.anchor_features(xb)).argmin(dim=1) == own
+                correct = self.predict(xb).argmax(dim=1) == yb
+                right += int(correct.sum())
+                to_own += int(goes_home.sum())
+                both += int((goes_home & correct).sum())
+                total += len(yb)
+            n = max(total, 1)
+            task_il[t.task_id], routing[t.task_id], routed[t.task_id] = right / n, to_own / n, both / n
+        return task_il, routing, routed

@@ -15,7 +15,7 @@ from typing import Any
 
 from clstudio.engine import assemble
 from clstudio.engine.cancel import CancelToken, PauseToken
-from clstudio.engine.classify import classify_images
+from clstudio.engine.classify import AUTO, classify_auto, classify_images
 from clstudio.engine.data.dataset import DecodeCache, Preprocessing
 from clstudio.engine.data.scan import ScanReport, scan_folder
 from clstudio.engine.device import resolve_device
@@ -25,6 +25,7 @@ from clstudio.engine.events import Cancelled as CancelledEvent
 from clstudio.engine.events import EvalFinished, Event, Failed, Observer, TaskAdded, TaskFinished, emit
 from clstudio.engine.models.backbones import create_backbone
 from clstudio.engine.records import TaskEntry
+from clstudio.engine.routing import TaskRouter, add_to_shared, join_task_tensors, split_task_tensors, task_feature_stats
 from clstudio.engine.store import ProjectStore
 from clstudio.engine.strategies.base import Strategy
 from clstudio.engine.strategies.registry import make_config
@@ -42,6 +43,7 @@ class Project(ProjectView):
         self._strategy: Strategy | None = None
         self._method: TrainingMethod | None = None
         self._cache: DecodeCache | None = None
+        self._router: TaskRouter | None = None
 
     # --- create / open ---------------------------------------------------------------------------------
     @classmethod
@@ -185,10 +187,33 @@ class Project(ProjectView):
                 **result.extra,
             )
             eval_sets = [self._eval_set(t) for t in [*self.trained_tasks(), task]]
-            row, row_cil = self.evaluator(loop.check).rows(eval_sets)
+            evaluator = self.evaluator(loop.check)
+            tensors, router_shared, routed_rows = strategy.task_states[task["id"]], None, None
+            routers = self._router_tensors() if strategy.can_route() else None
+            if routers is not None:
+                # The router's statistics of this task: anchor features of its training and validation images.
+                train_x, train_y = evaluator.features_of(data.root, data.train)
+                val_x, val_y = evaluator.features_of(data.root, data.val)
+                stats = task_feature_stats(train_x, train_y, val_x, val_y, data.num_classes)
+                routers[task["id"]] = stats.task_tensors()
+                router_shared = add_to_shared(self.store.router_shared(), stats)
+                row, routing, routed = evaluator.routed_rows(eval_sets, TaskRouter(routers, router_shared))
+                row_cil, routed_rows = None, {"R_routing": routing, "R_routed": routed}
+                tensors = join_task_tensors(tensors, routers[task["id"]])
+            else:
+                row, row_cil = evaluator.rows(eval_sets)
             self.store.commit_task(
-                task, strategy.task_states[task["id"]], strategy.shared_state(), facts, row, row_cil, self.strategy_name
+                task,
+                tensors,
+                strategy.shared_state(),
+                facts,
+                row,
+                row_cil,
+                self.strategy_name,
+                router_shared,
+                routed_rows,
             )
+            self._router = None
         except BaseException as e:
             # Roll the in-memory model back to the last committed state; the task stays untrained.
             self.store.reload()
@@ -223,10 +248,57 @@ class Project(ProjectView):
         )
         return [row[t] for t in self.doc["R_tasks"]]
 
+    # --- routing ---------------------------------------------------------------------------------------
+    def _router_tensors(self) -> dict[str, dict[str, Any]] | None:
+        """Every trained task's router tensors, by id; None when a task was trained without them."""
+        out = {}
+        for t in self.trained_tasks():
+            router = split_task_tensors(self.store.task_weights(t))[1]
+            if not router:
+                return None
+            out[t["id"]] = router
+        return out
+
+    def router(self) -> TaskRouter:
+        """The router over every trained task (for ``classify --task auto``)."""
+        if self._router is None:
+            if not self.strategy.can_route():
+                raise ProjectError(
+                    f"Auto needs a strategy whose backbone every task shares unchanged (CLR, linear probe); "
+                    f"{self.strategy_name} changes it. Choose the task."
+                )
+            tensors, shared = self._router_tensors(), self.store.router_shared()
+            if not self.trained_tasks():
+                raise ProjectError("Train a task first: there is nothing to route to yet.")
+            if tensors is None or shared is None:
+                raise ProjectError(
+                    "This project's tasks were trained before CL Studio had a task router; choose the task."
+                )
+            self._router = TaskRouter(tensors, shared)
+        return self._router
+
     # --- classify ----------------------------------------------------------------------------------------
-    def classify(self, paths: Iterable[str | Path], task_name: str, top_k: int = 5) -> list[dict[str, Any]]:
-        """Top-k (class, probability) for each image, for the chosen task. Unreadable images get an error."""
-        return classify_images(self.evaluator(), self.task(task_name), paths, top_k)
+    def classify(
+        self,
+        paths: Iterable[str | Path],
+        task_name: str,
+        top_k: int = 5,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Top-k (class, probability) for each image (folders: every image inside, recursively), for the chosen
+        task or, with ``task_name='auto'``, the task the router chooses. Unreadable images get an error."""
+        if task_name == AUTO:
+            router, tasks = self.router(), {t["id"]: t for t in self.trained_tasks()}
+            return classify_auto(self.evaluator(), router, tasks, paths, top_k, progress)
+        return classify_images(self.evaluator(), self.task(task_name), paths, top_k, progress)
+
+    def export_model(self, task_name: str, fmt: str, out: str | Path) -> tuple[Path, Path]:
+        """One task's model as ONNX or TorchScript plus its JSON sidecar (engine/export.py)."""
+        from clstudio.engine.export import export_task  # torch.onnx is slow to import; only here
+
+        return export_task(
+            self.strategy, self.task(task_name), self.preprocessing, fmt, out, self.doc["backbone"]["name"]
+        )
 
     # --- history -----------------------------------------------------------------------------------------
     def _history_observer(self, event: Event) -> None:

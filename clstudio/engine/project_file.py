@@ -66,8 +66,9 @@ def validate(doc: Any, path: Path) -> dict[str, Any]:
         _expect(backbone, "weights_file", str, where + " backbone")
     if backbone.get("params") is not None:
         _expect(backbone, "params", int, where + " backbone")
-    if doc.get("shared_weights") is not None:
-        _safe_relpath(_expect(doc, "shared_weights", str, where), where)
+    for key in ("shared_weights", "router_weights"):
+        if doc.get(key) is not None:
+            _safe_relpath(_expect(doc, key, str, where), where)
     tasks = _expect(doc, "tasks", list, where)
     ids, names = set(), set()
     for i, task in enumerate(tasks):

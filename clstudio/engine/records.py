@@ -69,6 +69,9 @@ class ProjectDoc(TypedDict):
     R: list[list[float]]  # Task-IL accuracy matrix, lower-triangular rows in training order
     R_tasks: list[str]  # task ids, the column order of R
     R_class_il: NotRequired[list[list[float]]]  # one-head strategies
+    router_weights: NotRequired[str]  # weights/router-<n>.safetensors, strategies with a feature router
+    R_routing: NotRequired[list[list[float]]]  # share of each task's images the router sends to it
+    R_routed: NotRequired[list[list[float]]]  # Class-IL accuracy through the router (route, then classify)
 
 
 class TaskIndex(TypedDict):

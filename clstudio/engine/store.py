@@ -6,6 +6,7 @@
     weights/task-<id>.safetensors   that task's own tensors only (CLR: adapters + BN + head)
     weights/shared-<n>.safetensors  tensors all tasks share, for strategies that change them (fine-tune)
     weights/anchor.safetensors      the backbone, only when it is a random init nobody else can rebuild
+    weights/router-<n>.safetensors  the task router's shared covariance statistics (engine/routing.py)
     checkpoints/<id>.safetensors    the epoch checkpoint of a task in training
     history.jsonl                   append-only log of epochs, evaluations and finished tasks
 
@@ -86,6 +87,10 @@ class ProjectStore:
     def task_weights(self, task: TaskEntry) -> TensorDict:
         assert task["weights"] is not None
         return load_tensors(self.folder / task["weights"])[0]
+
+    def router_shared(self) -> TensorDict | None:
+        rel = self.doc.get("router_weights")
+        return load_tensors(self.folder / rel)[0] if rel else None
 
     def shared_weights(self) -> TensorDict | None:
         rel = self.doc.get("shared_weights")
@@ -175,11 +180,16 @@ class ProjectStore:
         row: Mapping[str, float],
         row_class_il: Mapping[str, float] | None,
         strategy: str,
+        router_shared: TensorDict | None = None,
+        routed_rows: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         """Make a trained task permanent: its weights (and new shared weights), its facts, a new row of R.
-        All or nothing: on failure the files this call wrote are removed and ``doc`` is the committed one."""
+        All or nothing: on failure the files this call wrote are removed and ``doc`` is the committed one.
+        ``router_shared``: the router's new shared statistics; ``routed_rows``: rows of the routed matrices
+        (``R_routing``: task-routing accuracy, ``R_routed``: Class-IL accuracy through the router)."""
         new_files: list[Path] = []
         old_shared = self.doc.get("shared_weights")
+        old_router = self.doc.get("router_weights")
         try:
             rel = f"weights/task-{task['id']}.safetensors"
             meta = {"kind": "task", "task": task["name"], "strategy": strategy, "classes": "\n".join(task["classes"])}
@@ -191,6 +201,12 @@ class ProjectStore:
                 save_tensors(self.folder / rel_shared, shared_tensors, {"kind": "shared", "after_task": task["name"]})
                 new_files.append(self.folder / rel_shared)
                 self.doc["shared_weights"] = rel_shared
+            if router_shared is not None:
+                n = int(Path(old_router).stem.split("-")[-1]) + 1 if old_router else 1
+                rel_router = f"weights/router-{n}.safetensors"
+                save_tensors(self.folder / rel_router, router_shared, {"kind": "router", "after_task": task["name"]})
+                new_files.append(self.folder / rel_router)
+                self.doc["router_weights"] = rel_router
             entry = cast(dict[str, Any], task)
             entry.update(facts)
             entry.update(trained=True, weights=rel)
@@ -198,6 +214,8 @@ class ProjectStore:
             self.doc["R"].append([row[t] for t in order])
             if row_class_il is not None:
                 self.doc.setdefault("R_class_il", []).append([row_class_il[t] for t in order])
+            for key, values in (routed_rows or {}).items():
+                self.doc.setdefault(key, []).append([values[t] for t in order])  # type: ignore[misc]
             self.doc["R_tasks"].append(task["id"])
             self.save()  # the commit point
         except BaseException:
@@ -208,10 +226,13 @@ class ProjectStore:
             raise
         if shared_tensors and old_shared:
             (self.folder / old_shared).unlink(missing_ok=True)
+        if router_shared is not None and old_router:
+            (self.folder / old_router).unlink(missing_ok=True)
         self.checkpoint_path(task).unlink(missing_ok=True)
 
     def _referenced(self, path: Path) -> bool:
-        rels = {t.get("weights") for t in self.doc["tasks"]} | {self.doc.get("shared_weights")}
+        rels = {t.get("weights") for t in self.doc["tasks"]}
+        rels |= {self.doc.get("shared_weights"), self.doc.get("router_weights")}
         return any(r and (self.folder / r) == path for r in rels)
 
 

@@ -78,6 +78,24 @@ class ProjectView:
     def metrics_class_il(self) -> dict[str, float | None] | None:
         return metrics.summary(self.doc["R_class_il"]) if "R_class_il" in self.doc else None
 
+    @property
+    def can_route(self) -> bool:
+        """Whether ``classify --task auto`` works: every trained task has its router statistics."""
+        return bool(self.doc.get("router_weights")) and self.routed() is not None
+
+    def routed(self) -> dict[str, Any] | None:
+        """Through the task router (per-task strategies): the routing-accuracy matrix, the routed Class-IL
+        matrix and its ACC; None where tasks were trained without a router."""
+        if "R_routed" not in self.doc or len(self.doc["R_routed"]) != len(self.doc["R"]):
+            return None
+        routed = self.doc["R_routed"]
+        return {
+            "routing_accuracy": metrics.square(self.doc["R_routing"]),
+            "R": metrics.square(routed),
+            "ACC": metrics.summary(routed)["ACC"],
+            "routing_ACC": metrics.summary(self.doc["R_routing"])["ACC"],
+        }
+
     def last_row(self) -> list[float]:
         return self.doc["R"][-1] if self.doc["R"] else []
 

@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QInputDialog,
     QMainWindow,
     QMessageBox,
     QProgressDialog,
@@ -33,7 +34,15 @@ from clstudio.gui.panels.sparsity import SparsityPanel
 from clstudio.gui.panels.tasks import TasksPanel
 from clstudio.gui.panels.train import TrainPanel
 from clstudio.gui.session import Session
-from clstudio.gui.workers import JobRunner, classify_job, create_project_job, reconfigure_job, scan_job, train_job
+from clstudio.gui.workers import (
+    JobRunner,
+    classify_job,
+    create_project_job,
+    export_model_job,
+    reconfigure_job,
+    scan_job,
+    train_job,
+)
 
 log = logging.getLogger("clstudio.gui")
 REFRESH_MS = 100  # plots redraw at most 10 times a second, whatever the event rate
@@ -108,6 +117,10 @@ class MainWindow(QMainWindow):
             action.setShortcut(shortcut)
             action.triggered.connect(slot)
             file_menu.addAction(action)
+        task_menu = self.menuBar().addMenu("&Task")
+        self.export_action = QAction("&Export model…", self)
+        self.export_action.triggered.connect(self.export_model_dialog)
+        task_menu.addAction(self.export_action)
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About CL Studio", self)
         about.triggered.connect(self.show_about)
@@ -142,6 +155,7 @@ class MainWindow(QMainWindow):
         self.matrix.show_data(view.trained_names(), view.accuracy_matrix(), view.metrics(), class_il)
         self.sparsity.show_data(view.info())
         self.classify.show_data(view)
+        self.export_action.setEnabled(bool(view.trained_tasks()) and not view.class_incremental)
 
     def _refresh_if_dirty(self) -> None:
         if self._dirty:
@@ -320,10 +334,43 @@ class MainWindow(QMainWindow):
     def run_classify(self, paths: list[str], task: str) -> None:
         if self.jobs.running("classify"):
             return
+
+        def failed(message: str, tb: str) -> None:
+            self.classify.show_failure()
+            self.show_error(message, tb)
+
         self.jobs.start(
             "classify",
             classify_job(self.session.folder, paths, task),
             on_done=self.classify.show_results,
+            on_failed=failed,
+            on_progress=self.classify.show_progress,
+        )
+
+    # --- export ------------------------------------------------------------------------------------------
+    def export_model_dialog(self) -> None:
+        names = self.session.view.trained_names()
+        if not names:
+            return
+        task, ok = QInputDialog.getItem(self, "Export model", "Task to export:", names, len(names) - 1, False)
+        if not ok:
+            return
+        path, chosen = QFileDialog.getSaveFileName(
+            self, f"Export '{task}'", f"{task}.onnx", "ONNX (*.onnx);;TorchScript (*.pt)"
+        )
+        if path:
+            self.export_model(task, "torchscript" if chosen.startswith("TorchScript") else "onnx", Path(path))
+
+    def export_model(self, task: str, fmt: str, out: Path) -> None:
+        if self.jobs.running("export"):
+            return
+        self.statusBar().showMessage(f"Exporting '{task}' as {fmt}…")
+        self.jobs.start(
+            "export",
+            export_model_job(self.session.folder, task, fmt, out),
+            on_done=lambda model: self.statusBar().showMessage(
+                f"Exported '{task}' to {model} (and {Path(model).name}.json: classes, input, normalisation)", 15000
+            ),
             on_failed=self.show_error,
         )
 

@@ -211,7 +211,23 @@ def classify_job(project_folder: Path, paths: list[str], task: str, top_k: int =
     def run(worker: Worker) -> list[dict[str, Any]]:
         from clstudio.engine.project import Project
 
-        return Project.open(project_folder, device="cpu").classify(paths, task, top_k=top_k)
+        def progress(done: int, total: int) -> None:
+            worker.cancel_token.raise_if_cancelled()
+            worker.progress.emit(done, total)
+
+        return Project.open(project_folder, device="cpu").classify(paths, task, top_k=top_k, progress=progress)
+
+    return run
+
+
+def export_model_job(project_folder: Path, task: str, fmt: str, out: Path) -> Callable[[Worker], Any]:
+    """One task's model as ONNX / TorchScript (tracing takes seconds): from the saved weights, like classify."""
+
+    def run(worker: Worker) -> str:
+        from clstudio.engine.project import Project
+
+        model, _ = Project.open(project_folder, device="cpu").export_model(task, fmt, out)
+        return str(model)
 
     return run
 

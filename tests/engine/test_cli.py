@@ -101,6 +101,47 @@ def test_classify_json_top_k(trained):
     assert "%" in text and "red" in text
 
 
+def test_classify_auto_folders_to_csv(trained, tmp_path):
+    project, a, b, _ = trained
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    csv_file = tmp_path / "labels.csv"
+    out = clstudio(
+        "classify",
+        "--project",
+        str(project),
+        "--json",
+        "--csv",
+        str(csv_file),
+        str(b),
+        str(tmp_path / "broken.jpg"),
+        check=False,
+    )
+    assert out.returncode == 1  # one image could not be read: said, not crashed
+    res = json.loads(out.stdout)
+    images = sorted(str(p) for p in b.rglob("*.png"))
+    assert sorted(r["path"] for r in res[:-1]) == images and "error" in res[-1]  # no --task: auto, recursive
+    assert all("route" in r and r["route"]["nearest"] in ("flowers", "xray") for r in res[:-1])
+    import csv
+
+    rows = list(csv.DictReader(csv_file.open()))
+    assert len(rows) == len(images) + 1 and rows[-1]["error"] and not rows[-1]["top_class"]
+    for row, r in zip(rows[:-1], res[:-1], strict=True):  # the CSV says what --json says
+        assert row["top_class"] == r["top"][0][0] and float(row["probability"]) == pytest.approx(r["top"][0][1])
+        assert row["task"] == (r["task"] or "") and row["top_k"].count(":") == len(r["top"])
+    text = clstudio("classify", "--project", str(project), "--task", "auto", images[0]).stdout
+    assert "chosen by the router" in text or "none of my tasks" in text
+
+
+def test_export_model_through_the_cli(trained, tmp_path):
+    project, *_ = trained
+    out = clstudio("export-model", "--project", str(project), "--task", "xray", "-o", str(tmp_path / "x.onnx"))
+    assert (tmp_path / "x.onnx").stat().st_size > 0 and "x.onnx.json" in out.stdout
+    side = json.loads((tmp_path / "x.onnx.json").read_text())
+    assert side["classes"] == ["blue", "green", "red"] and side["input"]["shape"][1:] == [3, 32, 32]
+    bad = clstudio("export-model", "--project", str(project), "--task", "nope", "-o", str(tmp_path), check=False)
+    assert bad.returncode == 2 and "No task named 'nope'" in bad.stderr
+
+
 def test_info_json(trained):
     project, *_ = trained
     info = json.loads(clstudio("info", "--project", str(project), "--json").stdout)
@@ -146,11 +187,11 @@ def test_make_demo_and_list(tmp_path):
     assert "clr" in listing and "efficientnet_lite0" in listing and "epochs=" in listing
 
 
-def test_export_and_import_through_the_cli(trained, tmp_path):
+def test_bundle_export_and_import_through_the_cli(trained, tmp_path):
     project, *_ = trained
-    out = clstudio("export", "--project", str(project), str(tmp_path / "b.zip"))
-    assert "Exported" in out.stdout and (tmp_path / "b.zip").exists()
-    clstudio("import", str(tmp_path / "b.zip"), "--project", str(tmp_path / "copy"))
+    out = clstudio("bundle", "export", "--project", str(project), str(tmp_path / "b.zip"))
+    assert "Bundled" in out.stdout and (tmp_path / "b.zip").exists()
+    clstudio("bundle", "import", str(tmp_path / "b.zip"), "--project", str(tmp_path / "copy"))
     a = json.loads(clstudio("eval", "--project", str(project), "--json").stdout)
     b = json.loads(clstudio("eval", "--project", str(tmp_path / "copy"), "--json").stdout)
     assert a["R"][:2] == b["R"][:2]

@@ -92,7 +92,8 @@ def test_two_task_clr_run_fills_matrix_and_curves(qtbot, window, folders):
     assert len(x) == FAST["epochs"] + 2  # its own epochs, then its evaluation after each task
     assert y[-1] == R[1][0]
     assert all(t["trained"] for t in window.session.tasks)
-    assert window.classify.task.count() == 2
+    assert window.classify.task.count() == 3  # Auto, then the two tasks
+    assert window.classify.chosen_task() == "auto"  # the default once there are two tasks
     assert not window.train.strategy.isEnabled()  # fixed now that tasks are trained
 
 
@@ -145,6 +146,7 @@ def test_classify_view_shows_right_top1(qtbot, window, tmp_path):
     window.train.form.editors["epochs"][0].setValue(20)  # set in the form, as a person would
     train_all(qtbot, window)
     assert Project.open(window.session.folder).doc["strategy"]["config"]["epochs"] == 20
+    assert window.classify.task.count() == 1  # one task: nothing to choose between, no Auto
     window.classify.task.setCurrentText("colours")
     # Images the task trained on: this checks the view shows the model's answer, not how well a tiny random
     # backbone generalises to the held-out images (the accuracy matrix measures that).
@@ -157,6 +159,39 @@ def test_classify_view_shows_right_top1(qtbot, window, tmp_path):
     top1 = [card.rows[0][0] for card in window.classify.cards]
     assert top1 == ["red", "green", "blue"]
     assert all(abs(sum(p for _, p in c.rows) - 1) < 1e-4 for c in window.classify.cards)
+
+
+def test_auto_classify_a_folder_fills_a_table_that_exports_csv(qtbot, window, folders, tmp_path):
+    add_tasks(qtbot, window, [folders["stripes"], folders["colours"]])
+    train_all(qtbot, window)
+    assert window.classify.chosen_task() == "auto"
+    (folders["colours"] / "red" / "broken.png").write_bytes(b"no image")
+    window.classify.request([str(folders["colours"])])  # a folder: every image inside, into the table
+    qtbot.waitUntil(lambda: not window.jobs.busy and bool(window.classify.last_results), timeout=60000)
+    table = window.classify.table
+    assert window.classify.views.currentWidget() is table and table.rowCount() == 61
+    tasks = set(table.column_values("Task"))
+    assert tasks <= {"stripes", "colours", "—", ""}
+    assert any("cannot read" in note for note in table.column_values("Note"))
+    table.sortItems(4)  # by probability: sorted by value
+    shown = [table.item(r, 4).text() for r in range(table.rowCount()) if table.item(r, 4).text()]
+    assert [float(v.rstrip("%")) for v in shown] == sorted(float(v.rstrip("%")) for v in shown)
+    out = tmp_path / "labels.csv"
+    window.classify.save_csv(str(out))
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("path,task,top_class") and len(lines) == 62
+    assert "Saved 61 row(s)" in window.classify.status.text()
+
+
+def test_export_model_from_the_task_menu(qtbot, window, folders, tmp_path):
+    assert not window.export_action.isEnabled()  # nothing trained yet
+    add_tasks(qtbot, window, [folders["colours"]])
+    train_all(qtbot, window)
+    assert window.export_action.isEnabled()
+    window.export_model("colours", "onnx", tmp_path / "colours.onnx")
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=60000)
+    assert (tmp_path / "colours.onnx").stat().st_size > 0 and (tmp_path / "colours.onnx.json").exists()
+    assert "Exported 'colours'" in window.statusBar().currentMessage()
 
 
 def test_reopen_shows_same_tasks_matrix_and_curves(qtbot, window, folders, project):
@@ -172,7 +207,7 @@ def test_reopen_shows_same_tasks_matrix_and_curves(qtbot, window, folders, proje
         assert again.tasks.task_names() == ["stripes", "colours"]
         assert np.array_equal(again.matrix.values, values, equal_nan=True)
         assert again.session.curves.points == points
-        assert again.classify.task.count() == 2
+        assert again.classify.task.count() == 3
     finally:
         again.close()
 

@@ -181,6 +181,12 @@ def _list_images(folder: Path, root: Path, skipped: list[Problem]) -> list[str]:
     return sorted(found)
 
 
+def images_in(folder: str | Path) -> list[Path]:
+    """Every image file under a folder, recursively, in a stable order (hidden and system files left out)."""
+    root = Path(folder)
+    return [root / rel for rel in _list_images(root, root, [])]
+
+
 def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 

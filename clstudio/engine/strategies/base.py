@@ -10,6 +10,8 @@ task's training can never write into another's tensors.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -195,6 +197,24 @@ class Strategy:
             with torch.no_grad():
                 self.head.weight.copy_(snap["head.weight"])
                 self.head.bias.copy_(snap["head.bias"])
+
+    # --- the anchor's features (the task router) -----------------------------------------------------
+    def can_route(self) -> bool:
+        """Whether every task sees the same features at the anchor (nothing shared trains and every task has
+        its own head), so a router on the anchor's features can choose the task (engine/routing.py)."""
+        return not self.class_incremental and not self.shared_feature_names()
+
+    @contextmanager
+    def at_anchor(self) -> Iterator[None]:
+        """Inside, ``features`` is the untouched anchor (per-task tensors at their pristine values, eval mode);
+        on leaving, the active task's tensors are back exactly as they were."""
+        saved = self._copy(self.task_feature_names())
+        self._write(self._pristine)
+        self.features.eval()
+        try:
+            yield
+        finally:
+            self._write(saved)
 
     # --- compute -----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
