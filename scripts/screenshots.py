@@ -2,8 +2,9 @@
 
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1400x900x24" python scripts/screenshots.py [--backbone tiny]
 
-Writes docs/screenshots/*.png: a CLR run (01-09) and a SparCL run (10-13). Uses a throw-away CLSTUDIO_HOME,
-so your own projects are untouched.
+Writes docs/screenshots/*.png: a CLR run (01-09), a SparCL run (10-13) and classify without choosing the task
+(14-16: Auto with "none of my tasks", a folder in the table, Task ▸ Export model). Uses a throw-away
+CLSTUDIO_HOME, so your own projects are untouched.
 """
 
 from __future__ import annotations
@@ -88,6 +89,56 @@ def clr_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
     sh.shot("09-classify", w)
 
 
+def odd_images(folder: Path) -> list[Path]:
+    """Images unlike the demo tasks: a scanned-page look and a photo-like noise field."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    page = Image.new("RGB", (64, 64), "white")
+    d = ImageDraw.Draw(page)
+    for y in range(6, 60, 8):
+        d.text((4, y), "invoice 42 total", fill="black")
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    paths = [folder / "scanned-page.png", folder / "noise.png"]
+    page.save(paths[0])
+    noise.save(paths[1])
+    return paths
+
+
+def classify_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
+    """A project with both demo tasks trained: Auto on a few images, a folder, the export action."""
+    from PySide6.QtCore import QPoint
+
+    w.tabs.setCurrentWidget(w.classify)
+    assert w.classify.chosen_task() == "auto"
+    from clstudio.engine.project import Project
+
+    odd = odd_images(shapes.parent / "odd")
+    # The demo's colours are drawn as shapes too, so some of them look like the shapes task: show one that
+    # the router sends to colours, next to a triangle and an image unlike both.
+    greens = Project.open(w.session.folder).classify([colours / "green"], "auto")
+    green = next(r["path"] for r in greens if r["task"] == "colours")
+    picks = [sorted((shapes / "triangle").iterdir())[0], green, odd[0]]
+    w.classify.request([str(p) for p in picks])
+    sh.wait(lambda: len(w.classify.cards) == 3, 120)
+    sh.shot("14-classify-auto", w)
+    w.classify.request([str(shapes.parent)])  # the whole demo folder, subfolders included
+    sh.wait(lambda: not w.jobs.busy and w.classify.views.currentWidget() is w.classify.table, 300)
+    w.classify.table.sortItems(4)
+    sh.shot("15-classify-folder-table", w)
+    w.export_model("shapes", "onnx", shapes.parent / "shapes.onnx")
+    sh.wait(lambda: not w.jobs.busy, 120)
+    w.task_menu.popup(w.mapToGlobal(QPoint(60, 24)))
+    sh.pump(0.5)
+    w.task_menu.setActiveAction(w.export_action)
+    sh.pump(0.3)
+    screen = w.screen().grabWindow(0)
+    screen.copy(w.frameGeometry()).save(str(OUT / "16-export-model.png"))
+    print("saved", OUT / "16-export-model.png")
+    w.task_menu.hide()
+
+
 def sparcl_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
     from clstudio.engine import events as ev
 
@@ -109,7 +160,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backbone", default="efficientnet_lite0", help="the CLR run's backbone")
     ap.add_argument("--epochs", type=int, default=15, help="the CLR run's epochs (6 is too few for the demo)")
-    ap.add_argument("--only", choices=["clr", "sparcl"], help="shoot one strategy's run only")
+    ap.add_argument("--only", choices=["clr", "sparcl", "classify"], help="shoot one run only")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="clstudio-shots-"))
     os.environ["CLSTUDIO_HOME"] = str(home)
@@ -133,10 +184,16 @@ def main() -> int:
         return w
 
     runs = []
-    if args.only != "sparcl":
+    if args.only in (None, "classify"):
+        p = Project.create(home / "classify", backbone=args.backbone, config={"epochs": 3})
+        for folder in (shapes, colours):
+            p.add_task(folder)
+        p.train_pending()
+        runs.append((classify_run, p))
+    if args.only in (None, "clr"):
         p = Project.create(home / "clr", backbone=args.backbone, config={"epochs": args.epochs})
         runs.append((clr_run, p))
-    if args.only != "clr":
+    if args.only in (None, "sparcl"):
         # SparCL's paper preset (CIFAR ResNet-18 from scratch at 32 px) on the demo folders, a few epochs.
         runs.append(
             # 15 epochs of 4 steps: enough for the toy tasks from scratch (colours reaches 100 %)

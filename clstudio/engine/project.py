@@ -93,6 +93,11 @@ class Project(ProjectView):
     ) -> TaskEntry:
         """Register a folder (or an accepted scan) as a new, untrained task. A folder already added is refused."""
         report_ = source if isinstance(source, ScanReport) else scan_folder(source)
+        if (name or report_.name).lower() == AUTO:
+            raise ProjectError(
+                f"'{name or report_.name}' is reserved: it asks CL Studio to choose the task. "
+                "Give the task another name."
+            )
         existing = self.task_from_folder(report_.root)
         if existing is not None:
             raise ProjectError(f"'{report_.root}' is already task '{existing['name']}' in this project.")
@@ -191,12 +196,7 @@ class Project(ProjectView):
             tensors, router_shared, routed_rows = strategy.task_states[task["id"]], None, None
             routers = self._router_tensors() if strategy.can_route() else None
             if routers is not None:
-                # The router's statistics of this task: anchor features of its training and validation images.
-                train_x, train_y = evaluator.features_of(data.root, data.train)
-                val_x, val_y = evaluator.features_of(data.root, data.val)
-                stats = task_feature_stats(train_x, train_y, val_x, val_y, data.num_classes)
-                routers[task["id"]] = stats.task_tensors()
-                router_shared = add_to_shared(self.store.router_shared(), stats)
+                routers[task["id"]], router_shared = self._task_router(evaluator, data)
                 row, routing, routed = evaluator.routed_rows(eval_sets, TaskRouter(routers, router_shared))
                 row_cil, routed_rows = None, {"R_routing": routing, "R_routed": routed}
                 tensors = join_task_tensors(tensors, routers[task["id"]])
@@ -258,6 +258,14 @@ class Project(ProjectView):
                 return None
             out[t["id"]] = router
         return out
+
+    def _task_router(self, evaluator: Evaluator, data: TaskData) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(this task's router tensors, the project's router statistics with it added), from the anchor's
+        features of its training and validation images."""
+        train_x, train_y = evaluator.features_of(data.root, data.train)
+        val_x, val_y = evaluator.features_of(data.root, data.val)
+        stats = task_feature_stats(train_x, train_y, val_x, val_y, data.num_classes)
+        return stats.task_tensors(), add_to_shared(self.store.router_shared(), stats)
 
     def router(self) -> TaskRouter:
         """The router over every trained task (for ``classify --task auto``)."""

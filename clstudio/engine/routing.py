@@ -139,7 +139,10 @@ class TaskRouter:
         if not tasks:
             raise ValueError("a router needs at least one trained task")
         self.task_ids = list(tasks)
-        means, owner, calib, calib_labels = [], [], [], []
+        means: list[torch.Tensor] = []
+        owner: list[int] = []
+        calib: list[torch.Tensor] = []
+        calib_labels: list[torch.Tensor] = []
         for i, tid in enumerate(self.task_ids):
             m = tasks[tid]["means"].double()
             if "calibration" in tasks[tid]:

@@ -184,3 +184,11 @@ def test_auto_needs_a_strategy_with_a_fixed_backbone(tmp_path):
     assert project.routed() is None
     with pytest.raises(ProjectError, match="Auto needs"):
         project.classify([folder / "red"], AUTO)
+
+
+def test_a_task_cannot_be_called_auto(tmp_path):
+    folder = make_task_folder(tmp_path / "Auto", ("red", "green"), 4, size=32, seed=3)
+    project = Project.create(tmp_path / "p", "clr", backbone="tiny")
+    with pytest.raises(ProjectError, match="reserved"):
+        project.add_task(folder)
+    assert project.add_task(folder, name="auto-colours")["name"] == "auto-colours"
