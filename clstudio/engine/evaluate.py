@@ -121,26 +121,61 @@ class Evaluator:
 
     @torch.no_grad()
     def routed_rows(
-        self, tasks: Sequence[EvalSet], router: TaskRouter
+        self,
+        tasks: Sequence[EvalSet],
+        router: TaskRouter,
+        anchor_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
-        """In one pass per task, by task id: Task-IL accuracy (the task given), routing accuracy (the router
-        sends the image to its own task) and routed Class-IL accuracy (routed there and classified right)."""
+        """By task id: Task-IL accuracy (the task given), routing accuracy (the router sends the image to its
+        own task) and routed Class-IL accuracy (routed there and classified right).
+
+        The anchor never changes, so its features of a task's images are computed once and kept in
+        ``anchor_cache`` (by task id) for the evaluations after later tasks; where a task has no tensors of
+        its own in the network (the linear probe), those features are its features too, and its head is all
+        that runs."""
         task_il, routing, routed = {}, {}, {}
+        own_features = not self.strategy.task_feature_names()
+        cache = anchor_cache if anchor_cache is not None else {}
         for t in tasks:
             self.strategy.activate_task(t.task_id)
-            own = router.task_ids.index(t.task_id)
-            right = to_own = both = total = 0
-            for xb, yb, _ in self.loader(t.root, t.items):
-                if self.check is not None:
-                    self.check()
-                if len(yb) == 0:
-                    continue
-                goes_home = router.task_distances(self.anchor_features(xb)).argmin(dim=1) == own
-                correct = self.predict(xb).argmax(dim=1) == yb
-                right += int(correct.sum())
-                to_own += int(goes_home.sum())
-                both += int((goes_home & correct).sum())
-                total += len(yb)
-            n = max(total, 1)
-            task_il[t.task_id], routing[t.task_id], routed[t.task_id] = right / n, to_own / n, both / n
+            feats, correct = self._anchor_and_correct(t, cache, own_features)
+            goes_home = router.task_distances(feats).argmin(dim=1) == router.task_ids.index(t.task_id)
+            n = max(len(correct), 1)
+            task_il[t.task_id] = int(correct.sum()) / n
+            routing[t.task_id] = int(goes_home.sum()) / n
+            routed[t.task_id] = int((goes_home & correct).sum()) / n
         return task_il, routing, routed
+
+    def _anchor_and_correct(
+        self, t: EvalSet, cache: dict[str, tuple[torch.Tensor, torch.Tensor]], own_features: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(anchor features [N, D], whether the active task's prediction is right [N]) over a task's images."""
+        head = self.strategy.head
+        assert head is not None
+        if t.task_id in cache and own_features:
+            feats, labels = cache[t.task_id]
+            return feats, head(feats.to(self.device, head.weight.dtype)).argmax(dim=1).cpu() == labels
+        feats_out, labels_out, correct = [], [], []
+        for xb, yb, _ in self.loader(t.root, t.items):
+            if self.check is not None:
+                self.check()
+            if len(yb) == 0:
+                continue
+            if t.task_id in cache:
+                feats = None
+            else:
+                feats = self.anchor_features(xb)
+                feats_out.append(feats)
+                labels_out.append(yb)
+            if own_features and feats is not None:
+                logits = head(feats.to(self.device, head.weight.dtype)).cpu()
+            else:
+                logits = self.predict(xb)
+            correct.append(logits.argmax(dim=1) == yb)
+        if t.task_id not in cache:
+            empty = torch.zeros(0, self.strategy.backbone.feature_dim)
+            cache[t.task_id] = (
+                torch.cat(feats_out) if feats_out else empty,
+                torch.cat(labels_out) if labels_out else torch.zeros(0, dtype=torch.long),
+            )
+        return cache[t.task_id][0], torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)

@@ -44,6 +44,7 @@ class Project(ProjectView):
         self._method: TrainingMethod | None = None
         self._cache: DecodeCache | None = None
         self._router: TaskRouter | None = None
+        self._anchor_cache: dict[str, Any] = {}  # anchor features of each task's evaluation images (fixed)
 
     # --- create / open ---------------------------------------------------------------------------------
     @classmethod
@@ -81,6 +82,7 @@ class Project(ProjectView):
         self.doc["strategy"] = {"name": strategy, "preset": None, "config": dataclasses.asdict(cfg)}
         self.store.save()
         self._strategy = self._method = None
+        self._anchor_cache.clear()  # a new image size gives other features
 
     # --- read-only views: ProjectView ------------------------------------------------------------------
     @property
@@ -197,7 +199,8 @@ class Project(ProjectView):
             routers = self._router_tensors() if strategy.can_route() else None
             if routers is not None:
                 routers[task["id"]], router_shared = self._task_router(evaluator, data)
-                row, routing, routed = evaluator.routed_rows(eval_sets, TaskRouter(routers, router_shared))
+                router = TaskRouter(routers, router_shared)
+                row, routing, routed = evaluator.routed_rows(eval_sets, router, self._anchor_cache)
                 row_cil, routed_rows = None, {"R_routing": routing, "R_routed": routed}
                 tensors = join_task_tensors(tensors, routers[task["id"]])
             else:

@@ -17,6 +17,7 @@ from clstudio.engine.cancel import CancelToken
 from clstudio.engine.data.synthetic import make_task_folder
 from clstudio.engine.errors import Cancelled, CheckpointError, ProjectError
 from clstudio.engine.project import Project
+from clstudio.engine.routing import split_task_tensors
 from clstudio.engine.storage import load_tensors
 
 FAST = dict(epochs=4, lr=1e-2, augment="none", patience=100)
@@ -59,12 +60,21 @@ def test_linear_probe_trains_only_heads(tmp_path, folders):
 def test_per_task_files_hold_only_that_task(tmp_path, folders):
     p = _train(tmp_path, folders, "clr", names=("stripes", "colours", "shapes"))
     files = sorted(f.name for f in (p.folder / "weights").iterdir())
-    assert files == ["anchor.safetensors", "task-t1.safetensors", "task-t2.safetensors", "task-t3.safetensors"]
+    # One router file (the covariance statistics of all tasks, replaced at each commit; the old ones are gone).
+    assert files == [
+        "anchor.safetensors",
+        "router-3.safetensors",
+        "task-t1.safetensors",
+        "task-t2.safetensors",
+        "task-t3.safetensors",
+    ]
     tensors, meta = load_tensors(p.folder / "weights" / "task-t2.safetensors")
     assert meta["task"] == "colours" and meta["strategy"] == "clr" and meta["format_version"] == "1"
     assert meta["classes"].split("\n") == ["blue", "green", "red"]
     assert tensors["head.weight"].shape == (3, 32)
     assert not any("frozen" in k for k in tensors)
+    model, router = split_task_tensors(tensors)  # the task's model, and its class means for the router
+    assert set(model) == set(p.strategy.task_states["t2"]) and router["means"].shape == (3, 32)
     assert len(p.doc["R"]) == 3 and [len(r) for r in p.doc["R"]] == [1, 2, 3]
 
 
@@ -96,7 +106,8 @@ def test_cancel_mid_task_leaves_it_untrained_and_nothing_half_written(tmp_path, 
     for project in (p, Project.open(p.folder)):
         assert [t["trained"] for t in project.tasks] == [True, False]
         assert len(project.doc["R"]) == 1
-    assert sorted(f.name for f in (p.folder / "weights").iterdir()) == ["anchor.safetensors", "task-t1.safetensors"]
+    weights = sorted(f.name for f in (p.folder / "weights").iterdir())
+    assert weights == ["anchor.safetensors", "router-1.safetensors", "task-t1.safetensors"]
     assert not list(p.folder.rglob("*.tmp"))
     # the app stays usable: the task trains afterwards, and task 1 is unchanged
     p.train_task("colours")

@@ -98,9 +98,11 @@ def test_corrupt_jpeg_reported_and_excluded(tmp_path):
     (tmp_path / "t" / "a" / "truncated.jpg").write_bytes(good[: len(good) // 2])
     (tmp_path / "t" / "b" / "notes.jpg").write_text("this is not a picture")
     (tmp_path / "t" / "b" / "empty.png").write_bytes(b"")
+    (tmp_path / "t" / "b" / "header.jpg").write_bytes(b"P1")  # a PPM cut inside its header (found by fuzzing)
     r = scan_folder(tmp_path / "t")
     problems = {p.path: p.reason for p in r.problems}
-    assert set(problems) == {"a/truncated.jpg", "b/notes.jpg", "b/empty.png"}
+    assert set(problems) == {"a/truncated.jpg", "b/notes.jpg", "b/empty.png", "b/header.jpg"}
+    assert "damaged header" in problems["b/header.jpg"]
     assert "damaged" in problems["a/truncated.jpg"]
     assert "not an image" in problems["b/notes.jpg"]
     assert "empty" in problems["b/empty.png"]

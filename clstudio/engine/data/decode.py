@@ -42,6 +42,9 @@ def _open(path: Path) -> Image.Image:
         # An errno means the file system refused; without one, PIL found the data itself broken.
         reason = f"cannot read: {e.strerror}" if e.errno is not None else f"damaged image data ({e})"
         raise DecodeError(reason) from None
+    except (ValueError, SyntaxError, EOFError) as e:
+        # Some plugins report a truncated header this way (PPM: "Reached EOF while reading header").
+        raise DecodeError(f"not an image (damaged header: {e})") from None
     w, h = img.size
     if w * h > MAX_PIXELS:
         img.close()
