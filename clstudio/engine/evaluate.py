@@ -153,22 +153,21 @@ class Evaluator:
         head = self.strategy.head
         assert head is not None
         if t.task_id in cache and own_features:
-            feats, labels = cache[t.task_id]
-            return feats, head(feats.to(self.device, head.weight.dtype)).argmax(dim=1).cpu() == labels
+            cached, labels = cache[t.task_id]
+            return cached, head(cached.to(self.device, head.weight.dtype)).argmax(dim=1).cpu() == labels
         feats_out, labels_out, correct = [], [], []
         for xb, yb, _ in self.loader(t.root, t.items):
             if self.check is not None:
                 self.check()
             if len(yb) == 0:
                 continue
-            if t.task_id in cache:
-                feats = None
-            else:
-                feats = self.anchor_features(xb)
-                feats_out.append(feats)
+            batch: torch.Tensor | None = None
+            if t.task_id not in cache:
+                batch = self.anchor_features(xb)
+                feats_out.append(batch)
                 labels_out.append(yb)
-            if own_features and feats is not None:
-                logits = head(feats.to(self.device, head.weight.dtype)).cpu()
+            if own_features and batch is not None:
+                logits = head(batch.to(self.device, head.weight.dtype)).cpu()
             else:
                 logits = self.predict(xb)
             correct.append(logits.argmax(dim=1) == yb)
