@@ -80,6 +80,19 @@ def classify_images(
     return results
 
 
+def _task_probabilities(
+    evaluator: Evaluator, images: torch.Tensor, anchor_features: torch.Tensor, picked: list[int]
+) -> torch.Tensor:
+    """The active task's softmax for the picked images. Where the task has no tensors of its own in the network
+    (the linear probe), the anchor's features are its features: only its head runs, not a second forward."""
+    strategy = evaluator.strategy
+    if strategy.task_feature_names() or strategy.head is None:
+        return evaluator.predict(images[picked])
+    with torch.no_grad():
+        feats = anchor_features[picked].to(evaluator.device, strategy.head.weight.dtype)
+        return strategy.head(feats).float().softmax(dim=1).cpu()
+
+
 def classify_auto(
     evaluator: Evaluator,
     router: TaskRouter,
@@ -95,12 +108,13 @@ def classify_auto(
     batch = evaluator.strategy.config.eval_batch_size
     for rows, ok, images in _batches(expand(paths), evaluator.prep.image_size, batch, progress):
         if images is not None:
-            routes = router.route(evaluator.anchor_features(images))
+            features = evaluator.anchor_features(images)
+            routes = router.route(features)
             for tid in {r.nearest for r in routes}:
                 picked = [j for j, r in enumerate(routes) if r.nearest == tid]
                 task = tasks[tid]
                 evaluator.strategy.activate_task(tid)
-                for j, probs in zip(picked, evaluator.predict(images[picked]), strict=True):
+                for j, probs in zip(picked, _task_probabilities(evaluator, images, features, picked), strict=True):
                     route, row = routes[j], rows[ok[j]]
                     row["task"] = task["name"] if route.task is not None else None
                     row["top"] = _top(probs, task["classes"], top_k)

@@ -174,6 +174,14 @@ def test_far_images_are_none_of_my_tasks_and_csv_says_so(lite0_probe, tmp_path):
     assert sum(r["task"] is not None for r in again) >= 17
     home = [r["route"]["nearest"] == ("shapes" if "circle_" in r["path"] else "colours") for r in again]
     assert sum(home) >= 14, [(Path(r["path"]).name, r["route"]) for r in again]
+    # Auto's answer within the routed task is the one that task gives when chosen (the probe reuses the
+    # router's features instead of a second forward: the same numbers).
+    for name in ("shapes", "colours"):
+        routed = [r for r in again if r["route"]["nearest"] == name]
+        direct = lite0_probe.classify([r["path"] for r in routed], name)
+        for a, b in zip(routed, direct, strict=True):
+            assert [c for c, _ in a["top"]] == [c for c, _ in b["top"]]
+            assert [p for _, p in a["top"]] == pytest.approx([p for _, p in b["top"]], abs=1e-5)
 
 
 def test_auto_needs_a_strategy_with_a_fixed_backbone(tmp_path):
