@@ -80,19 +80,6 @@ def classify_images(
     return results
 
 
-def _task_probabilities(
-    evaluator: Evaluator, images: torch.Tensor, anchor_features: torch.Tensor, picked: list[int]
-) -> torch.Tensor:
-    """The active task's softmax for the picked images. Where the task has no tensors of its own in the network
-    (the linear probe), the anchor's features are its features: only its head runs, not a second forward."""
-    strategy = evaluator.strategy
-    if strategy.task_feature_names() or strategy.head is None:
-        return evaluator.predict(images[picked])
-    with torch.no_grad():
-        feats = anchor_features[picked].to(evaluator.device, strategy.head.weight.dtype)
-        return strategy.head(feats).float().softmax(dim=1).cpu()
-
-
 def classify_auto(
     evaluator: Evaluator,
     router: TaskRouter,
@@ -114,7 +101,12 @@ def classify_auto(
                 picked = [j for j, r in enumerate(routes) if r.nearest == tid]
                 task = tasks[tid]
                 evaluator.strategy.activate_task(tid)
-                for j, probs in zip(picked, _task_probabilities(evaluator, images, features, picked), strict=True):
+                probabilities = (
+                    evaluator.predict_from_features(features[picked])
+                    if evaluator.anchor_is_task_features
+                    else evaluator.predict(images[picked])
+                )
+                for j, probs in zip(picked, probabilities, strict=True):
                     route, row = routes[j], rows[ok[j]]
                     row["task"] = task["name"] if route.task is not None else None
                     row["top"] = _top(probs, task["classes"], top_k)

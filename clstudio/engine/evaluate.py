@@ -104,6 +104,19 @@ class Evaluator:
         with self.strategy.at_anchor(), autocast(self.device, self.allow_fp16):
             return self.strategy.features(x).float().cpu()
 
+    @property
+    def anchor_is_task_features(self) -> bool:
+        """Whether the anchor's features are every task's own (no per-task tensors in the network: the linear
+        probe), so a task's answer needs only its head on them, not a second forward."""
+        return not self.strategy.task_feature_names()
+
+    @torch.no_grad()
+    def predict_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Softmax of the active task's head on features already computed (see ``anchor_is_task_features``)."""
+        head = self.strategy.head
+        assert head is not None, "no active task"
+        return head(features.to(self.device, head.weight.dtype)).float().softmax(dim=1).cpu()
+
     def features_of(self, root: str, items: Sequence[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """(anchor features [N, D] float64, labels [N]) of a list of images; unreadable ones are left out."""
         feats, labels = [], []
@@ -134,7 +147,7 @@ class Evaluator:
         its own in the network (the linear probe), those features are its features too, and its head is all
         that runs."""
         task_il, routing, routed = {}, {}, {}
-        own_features = not self.strategy.task_feature_names()
+        own_features = self.anchor_is_task_features
         cache = anchor_cache if anchor_cache is not None else {}
         for t in tasks:
             self.strategy.activate_task(t.task_id)
@@ -150,11 +163,9 @@ class Evaluator:
         self, t: EvalSet, cache: dict[str, tuple[torch.Tensor, torch.Tensor]], own_features: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(anchor features [N, D], whether the active task's prediction is right [N]) over a task's images."""
-        head = self.strategy.head
-        assert head is not None
         if t.task_id in cache and own_features:
             cached, labels = cache[t.task_id]
-            return cached, head(cached.to(self.device, head.weight.dtype)).argmax(dim=1).cpu() == labels
+            return cached, self.predict_from_features(cached).argmax(dim=1) == labels
         feats_out, labels_out, correct = [], [], []
         for xb, yb, _ in self.loader(t.root, t.items):
             if self.check is not None:
@@ -166,11 +177,8 @@ class Evaluator:
                 batch = self.anchor_features(xb)
                 feats_out.append(batch)
                 labels_out.append(yb)
-            if own_features and batch is not None:
-                logits = head(batch.to(self.device, head.weight.dtype)).cpu()
-            else:
-                logits = self.predict(xb)
-            correct.append(logits.argmax(dim=1) == yb)
+            probs = self.predict_from_features(batch) if own_features and batch is not None else self.predict(xb)
+            correct.append(probs.argmax(dim=1) == yb)
         if t.task_id not in cache:
             empty = torch.zeros(0, self.strategy.backbone.feature_dim)
             cache[t.task_id] = (
