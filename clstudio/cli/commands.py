@@ -14,6 +14,7 @@ from typing import Any
 from clstudio.cli import render
 from clstudio.cli.parser import Command, build_parser
 from clstudio.engine.cancel import CancelToken
+from clstudio.engine.distributed import Collective
 from clstudio.engine.errors import Cancelled, CLStudioError, ProjectError
 from clstudio.engine.paths import projects_dir
 
@@ -78,9 +79,92 @@ def _open_or_create(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from clstudio.cli import ranks as dist_cli
+
+    if args.nproc and args.nproc > 1:
+        code = dist_cli.launch(args.nproc, args.argv)
+        if code >= 0:
+            return code
+    ranks, device = dist_cli.join(args.device)
+    if not ranks.active:
+        return _train(args, ranks, device)
+    try:
+        code = _train(args, ranks, device)
+    except CLStudioError as e:
+        print(f"clstudio: error: rank {ranks.rank}: {e}", file=sys.stderr)
+        code = 2
+    except Exception as e:
+        message = dist_cli.explain(ranks, e)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        code = 1
+    ranks.close()
+    dist_cli.leave(code)
+    return code
+
+
+def _train(args: argparse.Namespace, ranks: Collective, device: str) -> int:
+    """Add the folders as tasks and train the pending ones. Distributed, rank 0 alone creates the project and
+    adds the tasks (the others open it once it has) and alone prints; every rank trains."""
+    from clstudio.engine.project import Project
+
+    cancel, main = CancelToken(), ranks.is_main
+    args.device = device
+    project, problem = None, None
+    if main:
+        try:
+            project = _open_or_add_tasks(args, cancel)
+        except CLStudioError as e:
+            problem = str(e)
+            if not ranks.active:
+                raise
+        ranks.broadcast_object(problem)
+        if problem is not None:
+            raise CLStudioError(problem)
+    else:
+        problem = ranks.broadcast_object(None)  # wait until rank 0 has the project and its tasks ready
+        if problem is not None:
+            return 2  # rank 0 says why
+        project = Project.open(args.project, device=device)
+    assert project is not None
+    project.use_ranks(ranks)
+    if not project.pending_tasks():
+        if main:
+            print(
+                "Nothing to train: every task in the project is trained. Add one with --task FOLDER.", file=sys.stderr
+            )
+        return 0
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if main:
+            print("\nCancelling after this batch... (the current task is left untrained)", file=sys.stderr)
+        cancel.cancel()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        resumable = project.resumable_tasks()
+        if resumable and not args.resume and main:
+            print(
+                f"Note: '{resumable[0]}' was interrupted; it starts over. Use --resume to continue it.", file=sys.stderr
+            )
+        observers = [render.ProgressPrinter()] if main else []
+        project.train_pending(observers=observers, cancel=cancel, resume=args.resume)
+    except Cancelled:
+        if main:
+            print("Cancelled. Tasks finished before are saved; the interrupted task is untrained.", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if main:
+        render.print_matrix(project)
+    return 0
+
+
+def _open_or_add_tasks(args: argparse.Namespace, cancel: CancelToken) -> Any:
     from clstudio.engine.data.scan import scan_folder
 
-    cancel = CancelToken()
     project = _open_or_create(args)
     for folder in args.task or []:
         existing = project.task_from_folder(folder)
@@ -98,30 +182,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         report = scan_folder(folder, progress=progress, cancel=cancel)
         render.print_scan(report)
         project.add_task(report)
-    if not project.pending_tasks():
-        print("Nothing to train: every task in the project is trained. Add one with --task FOLDER.", file=sys.stderr)
-        return 0
-    previous = signal.getsignal(signal.SIGINT)
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        print("\nCancelling after this batch... (the current task is left untrained)", file=sys.stderr)
-        cancel.cancel()
-
-    signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        resumable = project.resumable_tasks()
-        if resumable and not args.resume:
-            print(
-                f"Note: '{resumable[0]}' was interrupted; it starts over. Use --resume to continue it.", file=sys.stderr
-            )
-        project.train_pending(observers=[render.ProgressPrinter()], cancel=cancel, resume=args.resume)
-    except Cancelled:
-        print("Cancelled. Tasks finished before are saved; the interrupted task is untrained.", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    render.print_matrix(project)
-    return 0
+    return project
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -251,6 +312,7 @@ COMMANDS: dict[str, Command] = {
 def run(argv: list[str]) -> int:
     parser = build_parser(COMMANDS)
     args = parser.parse_args(argv)
+    args.argv = list(argv)  # a command that relaunches itself (train --nproc) needs its own words
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -69,6 +69,14 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--augment", choices=["none", "light", "crop_pad"])
     t.add_argument("--resume", action="store_true", help="continue an interrupted task from its last epoch checkpoint")
+    t.add_argument(
+        "--nproc",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train with N processes on this machine (torch.distributed: gloo on the CPU, NCCL with one GPU each); "
+        "for several machines run `torchrun ... -m clstudio train` (README)",
+    )
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any strategy setting (see `clstudio list`)")
 
     e = command("eval", "print the accuracy matrix R and ACC / BWT / forgetting")

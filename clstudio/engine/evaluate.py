@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from clstudio.engine.data.dataset import DecodeCache, ImageListDataset, Preprocessing, image_loader
 from clstudio.engine.device import autocast
+from clstudio.engine.distributed import Collective
 from clstudio.engine.routing import TaskRouter
 from clstudio.engine.strategies.base import Strategy
 
@@ -62,6 +63,12 @@ class Evaluator:
         """Top-1 accuracy and mean cross-entropy of the strategy's current output on a loader. The loader's
         labels are the task's own (0..C-1); ``label_offset`` shifts them to where the output puts that task's
         classes (a one-head strategy evaluated over every class)."""
+        correct, loss_sum, total = self.sums(loader, label_offset)
+        return (correct / total, loss_sum / total) if total else (0.0, float("inf"))
+
+    @torch.no_grad()
+    def sums(self, loader: DataLoader, label_offset: int = 0) -> tuple[int, float, int]:
+        """(correct, summed cross-entropy, images) of ``accuracy_and_loss``: what ranks add up."""
         self.strategy.eval()
         correct = total = 0
         loss_sum = 0.0
@@ -77,6 +84,11 @@ class Evaluator:
             correct += int((logits.argmax(dim=1) == yb).sum())
             loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
             total += len(yb)
+        return correct, loss_sum, total
+
+    def accuracy_across_ranks(self, loader: DataLoader, dist: Collective) -> tuple[float, float]:
+        """``accuracy_and_loss`` of the images of every rank's ``loader`` together (each holds its shard)."""
+        correct, loss_sum, total = dist.sum_counts(self.sums(loader))
         return (correct / total, loss_sum / total) if total else (0.0, float("inf"))
 
     def task_il(self, task: EvalSet) -> float:

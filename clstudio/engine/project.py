@@ -19,6 +19,7 @@ from clstudio.engine.classify import AUTO, classify_auto, classify_images
 from clstudio.engine.data.dataset import DecodeCache, Preprocessing
 from clstudio.engine.data.scan import ScanReport, scan_folder
 from clstudio.engine.device import resolve_device
+from clstudio.engine.distributed import Collective
 from clstudio.engine.errors import Cancelled, CLStudioError, ProjectError
 from clstudio.engine.evaluate import EvalSet, Evaluator
 from clstudio.engine.events import Cancelled as CancelledEvent
@@ -36,6 +37,8 @@ HISTORY_EVENTS = {"TaskStarted", "EpochEnded", "Cancelled", "Failed", "TaskAdded
 
 
 class Project(ProjectView):
+    dist: Collective = Collective()  # the processes training together (``use_ranks``); this one alone by default
+
     def __init__(self, store: ProjectStore, device: str = "auto") -> None:
         self.store = store
         self.folder = store.folder
@@ -109,6 +112,12 @@ class Project(ProjectView):
         )
         return entry
 
+    def use_ranks(self, dist: Collective) -> None:
+        """Train together with the other processes of a ``torchrun`` launch: each trains on its share of every
+        step, rank 0 alone evaluates and writes the project (see ``distributed.py``)."""
+        self.dist = dist
+        self._method = None
+
     # --- model -------------------------------------------------------------------------------------------
     @property
     def strategy(self) -> Strategy:
@@ -127,6 +136,7 @@ class Project(ProjectView):
     def training_method(self) -> TrainingMethod:
         if self._method is None:
             self._method = training_for(self.strategy, self.preprocessing, self.cache, self._task_data)
+            self._method.dist = self.dist
         return self._method
 
     def evaluator(self, check: Callable[[], object] | None = None) -> Evaluator:
@@ -170,19 +180,25 @@ class Project(ProjectView):
         task = self.task(name)
         if task["trained"]:
             raise ProjectError(f"Task '{name}' is already trained; every earlier task stays as it is.")
-        strategy, observers = self.strategy, [*observers]
+        strategy, observers, main = self.strategy, [*observers], self.dist.is_main
         loop = TrainingLoop(self.training_method, [*observers, self._history_observer], cancel, pause)
         before = strategy.shared_state()
-        start = time.monotonic()
+        start, committing = time.monotonic(), False
         try:
-            ckpt = self.store.checkpoint_path(task)
-            if not resume:
-                ckpt.unlink(missing_ok=True)
+            ckpt: Path | None = self.store.checkpoint_path(task)
+            if not resume and main:
+                ckpt.unlink(missing_ok=True)  # type: ignore[union-attr]
+            elif not resume:
+                ckpt = None  # the other ranks start fresh, as rank 0 does, and never read what it rewrites
             signature = self.store.checkpoint_signature(task)
             data = self._task_data(task["id"])
             result = loop.fit(
                 task["name"], task["id"], data, strategy.config.seed, ckpt, signature, str(strategy.device)
             )
+            if not main:
+                self._await_commit(name)
+                return self.task(name)
+            committing = self.dist.active  # from here on the other ranks wait for rank 0's word
             facts = dict(
                 trainable_params=strategy.count_trainable(),
                 best_val_acc=result.best_val_acc,
@@ -217,7 +233,10 @@ class Project(ProjectView):
                 routed_rows,
             )
             self._router = None
+            self.dist.broadcast_object(None)  # the other ranks may go on to the next task
         except BaseException as e:
+            if committing:
+                self.dist.broadcast_object(str(e) or type(e).__name__)
             # Roll the in-memory model back to the last committed state; the task stays untrained.
             self.store.reload()
             if before:
@@ -311,13 +330,21 @@ class Project(ProjectView):
             self.strategy, self.task(task_name), self.preprocessing, fmt, out, self.doc["backbone"]["name"]
         )
 
+    def _await_commit(self, name: str) -> None:
+        """Another rank than 0: wait while rank 0 evaluates and saves the task, then read what it wrote."""
+        problem = self.dist.broadcast_object(None)
+        if problem is not None:
+            raise CLStudioError(f"Rank 0 could not save task '{name}' ({problem}); it stays untrained.")
+        self.store.reload()
+
     # --- history -----------------------------------------------------------------------------------------
     def _history_observer(self, event: Event) -> None:
-        if type(event).__name__ in HISTORY_EVENTS:
+        if type(event).__name__ in HISTORY_EVENTS and self.dist.is_main:
             self.store.append_history(event)
 
     def _log(self, event: Event, observers: Sequence[Observer]) -> None:
-        self.store.append_history(event)
+        if self.dist.is_main:
+            self.store.append_history(event)
         emit(observers, event)
 
 

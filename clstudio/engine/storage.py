@@ -23,12 +23,26 @@ from safetensors.torch import save as st_save
 from clstudio.engine.errors import CheckpointError, ProjectError, StorageError
 
 FORMAT_VERSION = 1
+_read_only: str | None = None  # why this process must not write (a non-zero rank of a distributed run)
+
+
+def forbid_writes(reason: str | None) -> None:
+    """From now on any write through this module is a bug, and fails loudly instead of racing rank 0
+    (None: allowed again)."""
+    global _read_only
+    _read_only = reason
+
+
+def _check_writable(path: Path) -> None:
+    if _read_only is not None:
+        raise RuntimeError(f"{path} was about to be written by {_read_only}")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write-temp, fsync, rename. A failure (disk full, read-only folder...) leaves the old file as it was
     and raises StorageError with a message a person can act on."""
     path = Path(path)
+    _check_writable(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +104,7 @@ def read_json(path: Path) -> Any:
 
 def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
     """Append one line. A crash can at worst leave a torn last line, which ``read_jsonl`` skips."""
+    _check_writable(Path(path))
     line = json.dumps(record, sort_keys=False) + "\n"
     with open(path, "a", encoding="utf-8") as f:
         f.write(line)

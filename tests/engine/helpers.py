@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -48,3 +51,13 @@ def tensor_hash(tensors) -> str:
     for t in tensors:
         h.update(t.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def clstudio(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The real command line, in a subprocess (the test's CLSTUDIO_HOME included)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "clstudio", *args], capture_output=True, text=True, env={**os.environ}, timeout=timeout
+    )
+    if check and out.returncode != 0:
+        raise AssertionError(f"clstudio {args} exited {out.returncode}:\n{out.stderr}")
+    return out

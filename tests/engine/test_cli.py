@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from clstudio.engine.data.synthetic import make_task_folder
-
-
-def clstudio(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ}
-    out = subprocess.run(
-        [sys.executable, "-m", "clstudio", *args], capture_output=True, text=True, env=env, timeout=300
-    )
-    if check and out.returncode != 0:
-        raise AssertionError(f"clstudio {args} exited {out.returncode}:\n{out.stderr}")
-    return out
+from tests.engine.helpers import clstudio
 
 
 @pytest.fixture(scope="module")

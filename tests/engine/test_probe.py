@@ -130,12 +130,12 @@ def test_clr_starts_from_the_probe_head_and_trains_its_adapters_from_epoch_one(t
     heads, adapters_trained = [], []
     real_step = PerTaskHeadTraining.train_step
 
-    def step(self, xb, yb):
+    def step(self, xb, yb, share=1.0):
         if not heads:
             heads.append((self.strategy.head.weight.detach().clone(), self.strategy.head.bias.detach().clone()))
         layers = clr_layers(self.strategy.features).values()
         adapters_trained.append(all(layer.conv.weight.requires_grad for layer in layers))
-        return real_step(self, xb, yb)
+        return real_step(self, xb, yb, share)
 
     monkeypatch.setattr(PerTaskHeadTraining, "train_step", step)
     task = p.train_task("colours")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -145,6 +147,24 @@ def _cli(project, data, *extra, method=CLR_ARGS):
     return args
 
 
+def _kill_moment(proc: subprocess.Popen, rng: random.Random) -> None:
+    """Wait for a random moment to kill: half the time early (start-up, scan, first epoch), half the time
+    just after the run's second epoch line, so that kills land mid-training however fast the machine is
+    (fixed delays of 1-3 s outlasted whole runs on a fast one)."""
+    if rng.random() < 0.5:
+        time.sleep(rng.uniform(0.3, 1.5))
+        return
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+    epochs, deadline = 0, time.monotonic() + 60
+    while epochs < 2 and proc.poll() is None and time.monotonic() < deadline:
+        try:
+            epochs += "epoch" in lines.get(timeout=0.1)
+        except queue.Empty:
+            pass
+    time.sleep(rng.uniform(0.0, 0.2))
+
+
 @pytest.mark.parametrize(
     "method,max_kills,min_kills", [(CLR_ARGS, 20, 10), (SPARCL_ARGS, 12, 6)], ids=["clr", "sparcl"]
 )
@@ -164,9 +184,10 @@ def test_sigkill_loop_loses_nothing(tmp_path, data, method, max_kills, min_kills
             _cli(project, data, "--resume", method=method),
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        time.sleep(rng.uniform(1.0, 3.0))
+        _kill_moment(proc, rng)
         if proc.poll() is not None:
             break  # it finished before the kill: the stream is complete
         proc.send_signal(signal.SIGKILL)

@@ -10,14 +10,14 @@ dropped from its batch and counted.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from clstudio.engine.data.decode import DecodeError, decode_rgb
 
@@ -152,6 +152,25 @@ def collate_skip_failed(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Te
     return torch.stack(xs), torch.tensor(ys, dtype=torch.long), failed
 
 
+class RankBatches(Sampler[list[int]]):
+    """A distributed run's batches: exactly the one-process loader's (the same permutation from the same
+    generator, the same batch boundaries), each cut to this rank's share (every world-th image). So a step
+    trains on the same images however many processes share it, and a checkpoint's generator state resumes
+    with any number of them."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, rank: int, world: int) -> None:
+        self.n, self.batch_size, self.generator, self.rank, self.world = n, batch_size, generator, rank, world
+        self.drop_single = n % batch_size == 1 and n > 1  # as image_loader's drop_last
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_single else -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.n, generator=self.generator).tolist()
+        for b in range(len(self)):
+            yield order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world]
+
+
 def image_loader(
     dataset: ImageListDataset,
     batch_size: int,
@@ -159,18 +178,26 @@ def image_loader(
     num_workers: int = 0,
     pin_memory: bool = False,
     seed: int = 0,
+    share: tuple[int, int] | None = None,
 ) -> DataLoader:
     """Batches of (uint8 images, labels, failed count). Training: shuffled by a generator of its own (its state
-    is what an epoch checkpoint saves); evaluation: in order."""
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=train,
-        generator=torch.Generator().manual_seed(seed) if train else None,
-        # A last batch of one image breaks BatchNorm in train mode and says little: drop only that case.
-        drop_last=train and len(dataset) % batch_size == 1 and len(dataset) > 1,
+    is what an epoch checkpoint saves); with ``share`` = (rank, world), this rank's part of each of those
+    batches (``RankBatches``); evaluation: in order."""
+    generator = torch.Generator().manual_seed(seed) if train else None
+    common: dict[str, Any] = dict(
         num_workers=num_workers,
         pin_memory=pin_memory,
         collate_fn=collate_skip_failed,
         persistent_workers=num_workers > 0,
+        generator=generator,
+    )
+    if share is not None and generator is not None:
+        return DataLoader(dataset, batch_sampler=RankBatches(len(dataset), batch_size, generator, *share), **common)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        # A last batch of one image breaks BatchNorm in train mode and says little: drop only that case.
+        drop_last=train and len(dataset) % batch_size == 1 and len(dataset) > 1,
+        **common,
     )

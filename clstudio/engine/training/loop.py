@@ -20,7 +20,8 @@ import torch
 from clstudio.engine import checkpoint as ckpt
 from clstudio.engine.cancel import CancelToken, PauseToken
 from clstudio.engine.data.dataset import DecodeCache, Preprocessing
-from clstudio.engine.errors import CLStudioError
+from clstudio.engine.distributed import Collective
+from clstudio.engine.errors import Cancelled, CLStudioError
 from clstudio.engine.events import (
     EpochEnded,
     Event,
@@ -34,6 +35,7 @@ from clstudio.engine.events import (
     emit,
 )
 from clstudio.engine.strategies.base import Strategy
+from clstudio.engine.sync_batchnorm import synchronise_batchnorm
 
 TensorDict = dict[str, torch.Tensor]
 
@@ -74,6 +76,7 @@ class TrainingMethod:
     epochs: int = 0
     task_name = ""  # the task in training, for a method's own events (set by the loop)
     allow_fp16 = True  # fp16 autocast needs a loss scaler; a method without one sets False (bf16 or fp32)
+    dist: Collective = Collective()  # the ranks training together (distributed.py); one process by default
 
     def __init__(self, strategy: Strategy, prep: Preprocessing, cache: DecodeCache) -> None:
         self.strategy = strategy
@@ -134,6 +137,18 @@ class TrainingMethod:
     def load_state(self, tensors: TensorDict, meta: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def must_agree(self) -> TensorDict:
+        """What every rank must hold identically after an epoch (checked by the loop when distributed):
+        the trainable weights, and a method's own shared decisions (masks, buffer, kept samples)."""
+        weights = {f"p{i}": p for i, p in enumerate(self.strategy.trainable_parameters())}
+        return {**weights, **{f"b{i}": b for i, b in enumerate(self.strategy.features.buffers())}}
+
+    def epoch_seed(self, seed: int, epoch: int) -> None:
+        """Distributed: each rank draws its own augmentation, reproducibly per (seed, epoch, rank), also
+        after a resume. One process keeps the global generator's single stream (and its checkpoint)."""
+        if self.dist.active:
+            torch.manual_seed((seed * 1_000_003 + epoch) * 65_537 + self.dist.rank)
+
 
 class TrainingLoop:
     def __init__(
@@ -151,8 +166,11 @@ class TrainingLoop:
         method.loop = self
 
     def check(self) -> float:
-        """Cancel/pause checkpoint; returns seconds spent paused."""
-        self.cancel.raise_if_cancelled()
+        """Cancel/pause checkpoint; returns seconds spent paused. Distributed, a cancel takes effect only at
+        the step boundary, together on every rank (``_step_check``): a rank that stopped alone mid-step
+        would leave the others waiting in a collective."""
+        if not self.method.dist.active:
+            self.cancel.raise_if_cancelled()
         if not self.pause.paused:
             return 0.0
         emit(self.observers, Paused(self._task))
@@ -176,11 +194,20 @@ class TrainingLoop:
         there with the same ``signature`` is resumed from its last completed epoch."""
         m = self.method
         self._task = m.task_name = task_name
+        synchronise_batchnorm(m.strategy.features, m.dist)  # whole-batch statistics across ranks
         m.begin(task_id, data, seed)
         emit(self.observers, TaskStarted(task_name, m.epochs, m.steps_per_epoch(), device))
         start, paused_s = time.monotonic(), 0.0
         step_times: list[float] = []
         last = self._resume(checkpoint, signature)
+        dist = m.dist
+        found = dist.sum_per_rank(last)
+        if len(set(found)) > 1:
+            raise CLStudioError(
+                f"The processes of this run found different checkpoints of '{task_name}' (last epochs by rank: "
+                f"{', '.join(str(int(e)) for e in found)}): every machine must see the same project folder."
+            )
+        checks = 0
         if last < 0:  # a checkpoint that could not be applied: start over from a clean begin
             m.begin(task_id, data, seed)
             last = 0
@@ -188,15 +215,24 @@ class TrainingLoop:
             emit(self.observers, TaskResumed(task_name, last))
         if not (last and m.finished(last)):
             for epoch in range(last + 1, m.epochs + 1):
+                m.epoch_seed(seed, epoch)
                 m.start_epoch(epoch)
                 while True:
                     try:
                         loss_sum, seen, paused = self._epoch(task_name, epoch, step_times)
                         break
                     except torch.OutOfMemoryError:
+                        if dist.active:  # the ranks cannot agree on a retry mid-epoch
+                            raise CLStudioError(
+                                f"Out of GPU memory on rank {dist.rank} (batch {m.batch_size()} per process). "
+                                "Use a smaller --batch-size or image size; the last epoch checkpoint is kept."
+                            ) from None
                         self._back_off(task_name)
                 paused_s += paused
                 out = m.end_epoch(epoch)
+                if dist.active:
+                    dist.check_same(f"the weights after epoch {epoch}", m.must_agree().values())
+                    checks += 1
                 emit(
                     self.observers,
                     EpochEnded(
@@ -212,13 +248,16 @@ class TrainingLoop:
                     ),
                 )
                 m.after_epoch(epoch)
-                if checkpoint is not None:
+                if checkpoint is not None and dist.is_main:
                     tensors, meta = m.state()
                     ckpt.save(checkpoint, ckpt.TrainingState(epoch, signature, tensors, meta))
                 last = epoch
                 if m.finished(epoch):
                     break
-        return m.finish(last, time.monotonic() - start - paused_s)
+        result = m.finish(last, time.monotonic() - start - paused_s)
+        if dist.active:
+            result.extra["distributed"] = {"processes": dist.world_size, "epochs_checked_identical": checks}
+        return result
 
     def _epoch(self, task_name: str, epoch: int, step_times: list[float]) -> tuple[float, int, float]:
         """One pass over the method's batches; returns (loss sum, images seen, seconds paused)."""
@@ -227,6 +266,8 @@ class TrainingLoop:
         loss_sum, seen, paused_s = 0.0, 0, 0.0
         for step, batch in enumerate(m.batches(epoch), start=1):
             paused_s += self.check()
+            if m.dist.active and m.dist.sum_counts([self.cancel.cancelled])[0]:
+                raise Cancelled()  # some rank was asked to stop: all stop at this step
             t0 = time.monotonic()
             out = m.step(batch)
             if out is None:

@@ -47,26 +47,31 @@ class PerTaskHeadTraining(TrainingMethod):
         ds = ImageListDataset(self.data.root, list(self.data.train), self.prep.image_size, cfg.augment, self.cache)
         if cfg.num_workers == 0:
             ds.on_item = self.check  # a cancel or pause lands within one image, even on a slow disk
-        return image_loader(ds, self.batch_size(), True, cfg.num_workers, self.device.type == "cuda", seed)
+        # Distributed: each rank gets its share of the very batches one process would train on.
+        share = (self.dist.rank, self.dist.world_size) if self.dist.active else None
+        cuda = self.device.type == "cuda"
+        return image_loader(ds, self.batch_size(), True, cfg.num_workers, cuda, seed, share)
 
     def batch_size(self) -> int:
+        """Images per step (over every rank of a distributed run)."""
         return self._batch_size or self.config.batch_size
 
     def set_batch_size(self, size: int) -> None:
         # The data order carries on from where the failed attempt left the generator.
         state = self.loader.generator.get_state()
         self._batch_size = size
-        self.loader = self._train_loader()
+        self.loader = self._train_loader(self.seed)
         self.loader.generator.set_state(state)
 
     # --- the loop's hooks ------------------------------------------------------------------------------
     def begin(self, task_id: str, data: TaskData, seed: int) -> None:
         s, cfg = self.strategy, self.config
-        self.task_id, self.data, self._batch_size = task_id, data, 0
+        self.task_id, self.data, self._batch_size, self.seed = task_id, data, 0, seed
         self.epochs = cfg.epochs
         torch.manual_seed(seed)  # head init and augmentation draw from the global generator
         s.begin_task(task_id, data.num_classes)
         self.params = [p for p in s.trainable_parameters() if p.requires_grad]
+        self.dist.broadcast_(p.data for p in self.params)  # every rank starts from rank 0's (as DDP does)
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
         # Paper: step = 60 // 3 = 20. Rounded up, so a short run (5 epochs) does not decay every epoch.
         step_size = max(1, math.ceil(cfg.epochs / max(1, cfg.lr_steps)))
@@ -74,7 +79,8 @@ class PerTaskHeadTraining(TrainingMethod):
         use_scaler = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.loader = self._train_loader(seed)
-        self.val_loader = self.evaluator.loader(data.root, data.val)
+        self.val_loader = self.evaluator.loader(data.root, data.val)  # the probe head's fit reads all of it
+        self.val_shard = self.evaluator.loader(data.root, self.dist.shard(data.val)) if self.dist.active else None
         self.best_acc, self.best_loss, self.best_epoch = -1.0, float("inf"), 0
         self.best_state: TensorDict | None = None
         self.skipped_total = self._skipped = 0
@@ -93,7 +99,7 @@ class PerTaskHeadTraining(TrainingMethod):
             self._fit_probe_head()
             # The probe is the model until an epoch beats it on validation ("epoch 0"): CLR replaces it only
             # where its adapters really help, so it is never worse than the probe on the images that choose.
-            acc, loss = self.evaluator.accuracy_and_loss(self.val_loader)
+            acc, loss = self._validate()
             self.best_acc, self.best_loss, self.best_epoch, self.best_state = acc, loss, 0, self.strategy.snapshot()
         warmup = 0 if probe_head else getattr(self.config, "head_warmup", 0)
         for p in self.params:
@@ -104,13 +110,19 @@ class PerTaskHeadTraining(TrainingMethod):
 
     def _fit_probe_head(self) -> None:
         """The head as a logistic regression on the task's features before any adapter moved (identity)."""
-        # The training images without augmentation; the validation loader is already plain.
-        ds = ImageListDataset(self.data.root, list(self.data.train), self.prep.image_size, "none", self.cache)
+        # The training images without augmentation; the validation loader is already plain. Distributed, each
+        # rank computes the features of its share and every rank fits on all of them.
+        d = self.dist
+        ds = ImageListDataset(self.data.root, list(d.shard(self.data.train)), self.prep.image_size, "none", self.cache)
         ds.on_item = self.check
         xs, ys, _ = frozen_features(self.strategy, self.prep, image_loader(ds, self.config.eval_batch_size, False))
-        xv, yv, _ = frozen_features(self.strategy, self.prep, self.val_loader)
-        assert self.strategy.head is not None
-        self.probe_fit = fit_head(self.strategy.head, xs, ys, xv, yv, self.data.num_classes, self.check, select="loss")
+        xv, yv, _ = frozen_features(self.strategy, self.prep, self.val_shard or self.val_loader)
+        xs, ys, xv, yv = (d.gather_in_order(t) for t in (xs, ys, xv, yv))
+        head = self.strategy.head
+        assert head is not None
+        fit = fit_head(head, xs, ys, xv, yv, self.data.num_classes, self.check, select="loss")
+        d.broadcast_([head.weight.data, head.bias.data])  # the same fit everywhere, made certain
+        self.probe_fit = d.broadcast_object(fit)
 
     def batches(self, epoch: int) -> Iterable[Any]:
         return self.loader
@@ -119,20 +131,32 @@ class PerTaskHeadTraining(TrainingMethod):
         xb, yb, failed = batch
         self._skipped += failed
         # A lone image left by failed decodes is skipped (BN in train mode needs two), unless batches are 1.
-        if len(yb) < 1 or (len(yb) == 1 and (self.loader.batch_size or 1) > 1):
+        everyone = self.dist.sum_counts([len(yb)])[0]  # the images of this step on every rank
+        if everyone < 1 or (everyone == 1 and self.batch_size() > 1):
             return None
-        return float(self.train_step(xb, yb)), len(yb)
+        return float(self.train_step(xb, yb, len(yb) / everyone)), len(yb)
 
-    def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """One optimiser step on a uint8 batch; returns the (detached) cross-entropy."""
-        x = self.prep.normalise(xb.to(self.device, non_blocking=True))
-        y = yb.to(self.device, non_blocking=True)
-        with autocast(self.device):
-            loss = F.cross_entropy(self.strategy.forward(x), y)
+    def train_step(self, xb: torch.Tensor, yb: torch.Tensor, share: float = 1.0) -> torch.Tensor:
+        """One optimiser step on a uint8 batch; returns the (detached) cross-entropy. ``share``: this rank's
+        part of the step's images, so that the gradients summed over ranks are those of the mean loss."""
+        if share > 0:
+            x = self.prep.normalise(xb.to(self.device, non_blocking=True))
+            y = yb.to(self.device, non_blocking=True)
+            with autocast(self.device):
+                loss = F.cross_entropy(self.strategy.forward(x), y)
+            total = loss * share
+        else:  # nothing usable here this step: an empty share still goes through (BatchNorm sums over ranks)
+            size = self.prep.image_size
+            x = self.prep.normalise(torch.zeros(0, 3, size, size, dtype=torch.uint8).to(self.device))
+            with autocast(self.device):
+                total = self.strategy.forward(x).float().sum() * 0.0
+            loss = torch.zeros((), device=self.device)
         reg = self.strategy.regularization()
-        total = loss + reg if reg is not None else loss
+        if reg is not None:
+            total = total + reg / self.dist.world_size
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
+        self.dist.sum_grads(self.params)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()
@@ -141,7 +165,7 @@ class PerTaskHeadTraining(TrainingMethod):
         cfg = self.config
         lr_used = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
-        val_acc, val_loss = self.evaluator.accuracy_and_loss(self.val_loader)
+        val_acc, val_loss = self._validate()
         # A small validation set ties often (20 images: 5 % steps); a tie goes to the lower loss, else the
         # first, barely trained epoch would win every tie ('faithful': strictly greater accuracy only).
         tie_better = cfg.break_ties_by_loss and val_acc == self.best_acc and val_loss < self.best_loss
@@ -150,6 +174,11 @@ class PerTaskHeadTraining(TrainingMethod):
             self.best_state = self.strategy.snapshot()
         self.skipped_total += self._skipped
         return EpochOutcome(val_acc, self.best_acc, self.best_epoch, lr_used, self._skipped)
+
+    def _validate(self) -> tuple[float, float]:
+        if self.val_shard is not None:
+            return self.evaluator.accuracy_across_ranks(self.val_shard, self.dist)
+        return self.evaluator.accuracy_and_loss(self.val_loader)
 
     def finished(self, epoch: int) -> bool:
         return epoch - self.best_epoch > self.config.patience

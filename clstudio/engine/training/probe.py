@@ -140,8 +140,14 @@ class FrozenFeatureProbe(TrainingMethod):
         cfg = self.strategy.config
         cuda = self.device.type == "cuda"
         self.loaders: dict[str, DataLoader] = {}
+        self.batch_counts: dict[str, int] = {}
         for split, items in (("train", self.data.train), ("val", self.data.val)):
-            ds = ImageListDataset(self.data.root, list(items), self.prep.image_size, "none", self.cache)
+            # Distributed: each rank passes over its share; every rank runs as many steps as the largest share.
+            share = -(-len(items) // self.dist.world_size)
+            self.batch_counts[split] = -(-share // self.batch_size())
+            ds = ImageListDataset(
+                self.data.root, list(self.dist.shard(items)), self.prep.image_size, "none", self.cache
+            )
             if cfg.num_workers == 0:
                 ds.on_item = self.check  # a cancel or pause lands within one image, even on a slow disk
             self.loaders[split] = image_loader(ds, self.batch_size(), False, cfg.num_workers, cuda)
@@ -149,7 +155,7 @@ class FrozenFeatureProbe(TrainingMethod):
         self.labels: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
 
     def steps_per_epoch(self) -> int:
-        return sum(len(loader) for loader in self.loaders.values())
+        return sum(self.batch_counts.values())
 
     def batch_size(self) -> int:
         return self._batch_size or self.strategy.config.eval_batch_size
@@ -164,11 +170,18 @@ class FrozenFeatureProbe(TrainingMethod):
 
     def batches(self, epoch: int) -> Iterator[tuple[str, Any]]:
         for split, loader in self.loaders.items():
+            done = 0
             for batch in loader:
+                done += 1
                 yield split, batch
+            for _ in range(self.batch_counts[split] - done):  # a smaller share: wait for the others' steps
+                yield split, None
 
     def step(self, batch: Any) -> tuple[float, int] | None:
-        split, (xb, yb, failed) = batch
+        split, loaded = batch
+        if loaded is None:
+            return None
+        xb, yb, failed = loaded
         self.skipped += failed
         if len(yb) == 0:
             return None
@@ -179,10 +192,13 @@ class FrozenFeatureProbe(TrainingMethod):
     def end_epoch(self, epoch: int) -> EpochOutcome:
         head = self.strategy.head
         assert head is not None
-        train = stack_features(self.strategy, self.features["train"], self.labels["train"])
-        val = stack_features(self.strategy, self.features["val"], self.labels["val"])
-        fit = fit_head(head, *train, *val, self.data.num_classes, self.check)
-        self.val_acc, self.l2, self.train_loss = fit
+        d = self.dist
+        xs, ys = stack_features(self.strategy, self.features["train"], self.labels["train"])
+        xv, yv = stack_features(self.strategy, self.features["val"], self.labels["val"])
+        xs, ys, xv, yv = (d.gather_in_order(t) for t in (xs, ys, xv, yv))
+        fit = fit_head(head, xs, ys, xv, yv, self.data.num_classes, self.check)
+        d.broadcast_([head.weight.data, head.bias.data])  # the same head everywhere, made certain
+        self.val_acc, self.l2, self.train_loss = d.broadcast_object(fit)
         return EpochOutcome(self.val_acc, self.val_acc, 1, 0.0, self.skipped, train_loss=self.train_loss)
 
     def finished(self, epoch: int) -> bool:

@@ -85,9 +85,11 @@ class RehearsalTraining(TrainingMethod):
         return self._replay_sets[tid]
 
     def _buffer_batch(self, size: int) -> tuple[torch.Tensor, ...] | None:
-        """(images, labels, logits, widths) for a uniform draw; samples whose file is gone are left out."""
+        """(images, labels, logits, widths) for a uniform draw; samples whose file is gone are left out.
+        Distributed, every rank draws the same picks (the buffer's generator is the same everywhere) and
+        decodes its share of them."""
         buf = self.strategy.buffer
-        picks = buf.sample(size)
+        picks = self.dist.shard(buf.sample(size))
         xs, keep = [], []
         for j in picks.tolist():
             img, label = self._replay_set(f"t{int(buf.task[j])}")[int(buf.item[j])]
@@ -95,35 +97,47 @@ class RehearsalTraining(TrainingMethod):
                 xs.append(img)
                 keep.append(j)
         if not keep:
-            return None
-        k = torch.tensor(keep)
-        x = self.prep.normalise(torch.stack(xs).to(self.device))
+            if not self.dist.active:
+                return None
+            # Distributed: an empty share still goes through the network (BatchNorm sums over every rank).
+            size = self.prep.image_size
+            xs, keep = [torch.zeros(0, 3, size, size, dtype=torch.uint8)], []
+        k = torch.tensor(keep, dtype=torch.long)
+        x = self.prep.normalise(torch.cat([t[None] if t.dim() == 3 else t for t in xs]).to(self.device))
         return x, buf.label[k].to(self.device), buf.logits[k].to(self.device), buf.width[k].to(self.device)
 
-    def _replay_loss(self) -> tuple[torch.Tensor, int]:
-        """DER++: α·MSE(stored logits) + β·CE on two independent draws; ER: w·CE on one.
-        Returns (loss, images forwarded)."""
+    def _replay_draws(self) -> list[tuple[str, tuple[torch.Tensor, ...] | None]]:
+        """DER++: two independent draws (for the MSE and the CE term); ER: one (CE)."""
+        cfg = self.config
+        kinds = ("mse", "ce") if cfg.replay == "derpp" else ("ce",)
+        return [(kind, self._buffer_batch(cfg.batch_size)) for kind in kinds]
+
+    def _replay_loss(
+        self, draws: list[tuple[str, tuple[torch.Tensor, ...] | None]], shares: list[float], totals: list[float]
+    ) -> tuple[torch.Tensor, int]:
+        """DER++: α·MSE(stored logits) + β·CE; ER: w·CE. Each term's mean is weighted by this rank's share of
+        its images (1 in one process). Returns (loss, images forwarded)."""
         s, cfg = self.strategy, self.config
         loss, images = torch.zeros((), device=self.device), 0
-        draws = ("mse", "ce") if cfg.replay == "derpp" else ("ce",)
-        for kind in draws:
-            batch = self._buffer_batch(cfg.batch_size)
-            if batch is None:
+        for (kind, batch), share, total in zip(draws, shares, totals, strict=True):
+            if batch is None or total == 0:
                 continue
             x, y, z, width = batch
             with self._autocast():
                 out = s.full_logits(x).float()
             images += len(y)
-            if kind == "mse":
+            if len(y) == 0:  # this rank's share was empty; the others' was not
+                loss = loss + out.sum() * 0.0
+            elif kind == "mse":
                 # The head grew since some rows were stored: compare only the columns each row had.
                 cols = torch.arange(out.shape[1], device=self.device)[None, :] < width[:, None]
                 zz = torch.zeros_like(out)
                 zz[:, : z.shape[1]] = z
                 per = ((out - zz) ** 2 * cols).sum(1) / width.clamp(min=1)
-                loss = loss + cfg.alpha * per.mean()
+                loss = loss + cfg.alpha * per.mean() * share
             else:
                 weight = cfg.beta if cfg.replay == "derpp" else cfg.er_weight
-                loss = loss + weight * F.cross_entropy(out, y)
+                loss = loss + weight * F.cross_entropy(out, y) * share
         return loss, images
 
     # --- the loop's hooks ------------------------------------------------------------------------------------
@@ -139,6 +153,7 @@ class RehearsalTraining(TrainingMethod):
         self.train_set = ImageListDataset(data.root, list(data.train), self.prep.image_size, cfg.augment, self.cache)
         self.train_set.on_item = self.check
         self.val_loader = self.evaluator.loader(data.root, data.val)
+        self.val_shard = self.evaluator.loader(data.root, self.dist.shard(data.val))
         self.n, self.bs, self.epochs = len(self.train_set), cfg.batch_size, cfg.epochs
         self.shuffle = torch.Generator().manual_seed(seed * 1_000_003 + previous_tasks)
         self.mask_rng = torch.Generator().manual_seed(seed * 7919 + previous_tasks)
@@ -219,25 +234,46 @@ class RehearsalTraining(TrainingMethod):
     def step(self, batch: Any) -> tuple[float, int] | None:
         """One SGD step: masked-head CE (+ replay), backward, weight and gradient masks, step, re-mask,
         reservoir, FLOPs. None when too few images decoded."""
-        s, idx = self.strategy, batch
+        s, d = self.strategy, self.dist
+        slots = np.arange(len(batch))
+        if d.active:  # this rank's share of the step's batch, by position in it
+            slots = np.asarray(d.shard(slots), dtype=np.int64)
+        idx = batch[slots]
         items = [self.train_set[int(i)] for i in idx]
         good = [k for k, (_, y) in enumerate(items) if y >= 0]
         self.failed += len(items) - len(good)
-        if len(good) < 2:  # BatchNorm in train mode needs two images
+        # Distributed: first the whole step's image count (every rank must take the same decision), then the
+        # replay draws' (each rank weighs its part of every mean by its share of that term's images).
+        if d.sum_counts([len(good)])[0] < 2:  # BatchNorm in train mode needs two images
             return None
-        idx = idx[good]
-        x = self.prep.normalise(torch.stack([items[k][0] for k in good]).to(self.device))
-        y = torch.tensor([items[k][1] for k in good], device=self.device) + self.lo
-        with self._autocast():
-            logits = s.full_logits(x).float()
-        self.stats.record(idx, (logits.argmax(1) == y).cpu().numpy())
-        loss = masked_head_ce(logits, y, self.lo, self.hi)
-        replayed = 0
-        if self.replay:
-            extra, replayed = self._replay_loss()
-            loss = loss + extra
+        draws = self._replay_draws() if self.replay else []
+        counts = [len(good)] + [len(b[1]) if b is not None else 0 for _, b in draws]
+        totals = d.sum_counts(counts)
+        shares = [c / t if t else 0.0 for c, t in zip(counts, totals, strict=True)]
+        idx, slots = idx[good], slots[good]
         self.optimizer.zero_grad(set_to_none=True)
+        if good:
+            x = self.prep.normalise(torch.stack([items[k][0] for k in good]).to(self.device))
+            y = torch.tensor([items[k][1] for k in good], device=self.device) + self.lo
+            with self._autocast():
+                logits = s.full_logits(x).float()
+            loss = masked_head_ce(logits, y, self.lo, self.hi) * shares[0]
+        else:  # nothing usable on this rank: an empty share still goes through (BatchNorm sums over ranks)
+            size = self.prep.image_size
+            x = self.prep.normalise(torch.zeros(0, 3, size, size, dtype=torch.uint8).to(self.device))
+            y = torch.zeros(0, dtype=torch.long, device=self.device)
+            with self._autocast():
+                logits = s.full_logits(x).float()
+            loss = logits.sum() * 0.0
+        extra, _ = self._replay_loss(draws, shares[1:], totals[1:])
+        loss = loss + extra
         loss.backward()
+        d.sum_grads(s.trainable_parameters())
+        if d.active:  # the step's samples of every rank, in batch order, for the statistics and the buffer
+            idx, y_all, logits_all = self._gather_step(slots, idx, y, logits)
+        else:
+            y_all, logits_all = y, logits.detach()
+        self.stats.record(idx, (logits_all.argmax(1) == y_all.to(logits_all.device)).cpu().numpy())
         if self.masks is not None:
             self.masks.apply_to_grads()
         if self.dgm is not None:
@@ -245,10 +281,11 @@ class RehearsalTraining(TrainingMethod):
         self.optimizer.step()
         if self.masks is not None:
             self.masks.apply_to_weights()
-        s.buffer.add(task_number(self.task_id), torch.as_tensor(idx), y.cpu(), logits.detach())
+        s.buffer.add(task_number(self.task_id), torch.as_tensor(idx), y_all.cpu(), logits_all)
         self.last_indices = idx
         grad_sparsity = self.dgm.measured if self.dgm is not None else {}
-        self.counter.add_iteration(iteration_cost(self.macs, self.weight_sparsity, grad_sparsity, len(y) + replayed, 1))
+        images, replayed = int(totals[0]), int(sum(totals[1:]))
+        self.counter.add_iteration(iteration_cost(self.macs, self.weight_sparsity, grad_sparsity, images + replayed, 1))
         if self.probe:
             self.probe(
                 "step",
@@ -260,7 +297,21 @@ class RehearsalTraining(TrainingMethod):
                     "task": self.task_id,
                 },
             )
-        return float(loss.detach()), len(y)
+        # This rank's loss for the progress line (in one process the step's loss, as before).
+        return float(loss.detach()) / (shares[0] or 1.0), len(y)
+
+    def _gather_step(
+        self, slots: np.ndarray, idx: np.ndarray, y: torch.Tensor, logits: torch.Tensor
+    ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """Every rank's (sample index, label, logits) of this step, ordered as in the whole batch, so the
+        forgetting statistics and the reservoir see what one process would have seen."""
+        d = self.dist
+        keys = torch.stack([torch.as_tensor(slots), torch.as_tensor(idx), y.cpu()], dim=1).long()
+        keys_all = d.gather(keys)
+        logits_all = d.gather(logits.detach().float())
+        order = torch.argsort(keys_all[:, 0])
+        keys_all, logits_all = keys_all[order], logits_all[order]
+        return keys_all[:, 1].numpy(), keys_all[:, 2], logits_all
 
     def end_epoch(self, epoch: int) -> EpochOutcome:
         s, cfg = self.strategy, self.config
@@ -272,7 +323,10 @@ class RehearsalTraining(TrainingMethod):
         layers = self.masks.layers if self.masks else {}
         s.retained_grads = {k: m.weight.grad.detach().clone() for k, m in layers.items() if m.weight.grad is not None}
         s.view = (self.lo, self.hi)
-        self.val_acc, _ = self.evaluator.accuracy_and_loss(self.val_loader)
+        if self.dist.active:
+            self.val_acc, _ = self.evaluator.accuracy_across_ranks(self.val_shard, self.dist)
+        else:
+            self.val_acc, _ = self.evaluator.accuracy_and_loss(self.val_loader)
         s.view = None
         if self.val_acc >= self.best_acc:
             self.best_acc, self.best_epoch = self.val_acc, epoch
@@ -300,6 +354,17 @@ class RehearsalTraining(TrainingMethod):
             extra["ddr_removed"] = int(sum(len(r) for r in self.removal.removed))
         # The final weights are the task's result (the paper keeps no best epoch); val_acc is the last epoch's.
         return FitResult(self.val_acc, self.epochs, self.epochs, seconds, self.skipped_total, extra)
+
+    def must_agree(self) -> TensorDict:
+        """Besides the weights: SparCL's masks, the replay buffer, DDR's statistics and kept samples."""
+        s, out = self.strategy, super().must_agree()
+        if self.masks is not None:
+            out.update(self.masks.state())
+        out.update(s.buffer.state())
+        out["stats::events"] = _np(self.stats.events)
+        if self.removal is not None:
+            out["ddr::kept"] = _np(self.removal.kept)
+        return out
 
     def _emit_sparsity(self, epoch: int) -> None:
         self.emit(SparsityUpdated(self.task_name, epoch, tuple(self.weight_sparsity.items()), self.counter.ratio))
