@@ -30,11 +30,11 @@ def _fails_above(limit: int, real_step, sizes: list[int]):
     """A training step that runs out of GPU memory on batches above ``limit`` images (the batch is its last
     argument), recording each batch size it was given."""
 
-    def step(self, *args):
+    def step(self, *args, **kwargs):
         sizes.append(len(args[-1]))
         if sizes[-1] > limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_step(self, *args)
+        return real_step(self, *args, **kwargs)
 
     return step
 
@@ -73,7 +73,7 @@ def test_rehearsal_out_of_memory_halves_the_batch_too(tmp_path, monkeypatch):
 
 
 def test_out_of_memory_at_one_image_is_a_clear_error(project, monkeypatch):
-    def step(self, xb, yb):
+    def step(self, xb, yb, share=1.0):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(PerTaskHeadTraining, "train_step", step)

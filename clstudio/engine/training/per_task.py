@@ -134,7 +134,7 @@ class PerTaskHeadTraining(TrainingMethod):
         everyone = self.dist.sum_counts([len(yb)])[0]  # the images of this step on every rank
         if everyone < 1 or (everyone == 1 and self.batch_size() > 1):
             return None
-        return float(self.train_step(xb, yb, len(yb) / everyone)), len(yb)
+        return float(self.train_step(xb, yb, share=len(yb) / everyone)), len(yb)
 
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor, share: float = 1.0) -> torch.Tensor:
         """One optimiser step on a uint8 batch; returns the (detached) cross-entropy. ``share``: this rank's
