@@ -79,8 +79,8 @@ class PerTaskHeadTraining(TrainingMethod):
         use_scaler = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.loader = self._train_loader(seed)
-        self.val_loader = self.evaluator.loader(data.root, data.val)  # the probe head's fit reads all of it
-        self.val_shard = self.evaluator.loader(data.root, self.dist.shard(data.val)) if self.dist.active else None
+        # This rank's share of the validation images (all of them in one process); results add up over ranks.
+        self.val_loader = self.evaluator.loader(data.root, self.dist.shard(data.val))
         self.best_acc, self.best_loss, self.best_epoch = -1.0, float("inf"), 0
         self.best_state: TensorDict | None = None
         self.skipped_total = self._skipped = 0
@@ -116,7 +116,7 @@ class PerTaskHeadTraining(TrainingMethod):
         ds = ImageListDataset(self.data.root, list(d.shard(self.data.train)), self.prep.image_size, "none", self.cache)
         ds.on_item = self.check
         xs, ys, _ = frozen_features(self.strategy, self.prep, image_loader(ds, self.config.eval_batch_size, False))
-        xv, yv, _ = frozen_features(self.strategy, self.prep, self.val_shard or self.val_loader)
+        xv, yv, _ = frozen_features(self.strategy, self.prep, self.val_loader)
         xs, ys, xv, yv = (d.gather_in_order(t) for t in (xs, ys, xv, yv))
         head = self.strategy.head
         assert head is not None
@@ -176,9 +176,7 @@ class PerTaskHeadTraining(TrainingMethod):
         return EpochOutcome(val_acc, self.best_acc, self.best_epoch, lr_used, self._skipped)
 
     def _validate(self) -> tuple[float, float]:
-        if self.val_shard is not None:
-            return self.evaluator.accuracy_across_ranks(self.val_shard, self.dist)
-        return self.evaluator.accuracy_and_loss(self.val_loader)
+        return self.evaluator.accuracy_across_ranks(self.val_loader, self.dist)
 
     def finished(self, epoch: int) -> bool:
         return epoch - self.best_epoch > self.config.patience

@@ -152,8 +152,7 @@ class RehearsalTraining(TrainingMethod):
         self.optimizer = self._sgd()
         self.train_set = ImageListDataset(data.root, list(data.train), self.prep.image_size, cfg.augment, self.cache)
         self.train_set.on_item = self.check
-        self.val_loader = self.evaluator.loader(data.root, data.val)
-        self.val_shard = self.evaluator.loader(data.root, self.dist.shard(data.val))
+        self.val_loader = self.evaluator.loader(data.root, self.dist.shard(data.val))  # this rank's share
         self.n, self.bs, self.epochs = len(self.train_set), cfg.batch_size, cfg.epochs
         self.shuffle = torch.Generator().manual_seed(seed * 1_000_003 + previous_tasks)
         self.mask_rng = torch.Generator().manual_seed(seed * 7919 + previous_tasks)
@@ -323,10 +322,7 @@ class RehearsalTraining(TrainingMethod):
         layers = self.masks.layers if self.masks else {}
         s.retained_grads = {k: m.weight.grad.detach().clone() for k, m in layers.items() if m.weight.grad is not None}
         s.view = (self.lo, self.hi)
-        if self.dist.active:
-            self.val_acc, _ = self.evaluator.accuracy_across_ranks(self.val_shard, self.dist)
-        else:
-            self.val_acc, _ = self.evaluator.accuracy_and_loss(self.val_loader)
+        self.val_acc, _ = self.evaluator.accuracy_across_ranks(self.val_loader, self.dist)
         s.view = None
         if self.val_acc >= self.best_acc:
             self.best_acc, self.best_epoch = self.val_acc, epoch
