@@ -205,6 +205,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "strategy": project.strategy_name,
             "scenario": "task-il",
             "evaluation": project.evaluation_basis(),
+            "per_task": {n: project.per_class(n, args.after) for n in _tasks_asked(project, args)},
         }
         cil_R, cil_metrics = project.accuracy_matrix_class_il(), project.metrics_class_il()
         if cil_R is not None and cil_metrics is not None:
@@ -213,10 +214,46 @@ def cmd_eval(args: argparse.Namespace) -> int:
         routed = project.routed()
         if routed is not None:
             out["routed"] = routed
+        proof_status = project.proof_status()
+        if proof_status:
+            out["zero_forgetting"] = proof_status
+        if args.flips:
+            out["flips"] = project.flips()
         print(json.dumps(out))
+    elif args.task:
+        for name in _tasks_asked(project, args):
+            render.print_per_class(name, project.per_class(name, args.after))
+    elif args.flips:
+        render.print_flips(project.flips(), project)
     else:
         render.print_matrix(project)
     return 0
+
+
+def _tasks_asked(project: Any, args: argparse.Namespace) -> list[str]:
+    """The trained tasks ``eval`` reports per class on: the one named, else all (those trained by ``--after``)."""
+    if args.task:
+        return [project.task(args.task)["name"]]
+    names = project.trained_names()
+    return names[: names.index(project.task(args.after)["name"]) + 1] if args.after else names
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from clstudio.engine.project import Project
+
+    project = Project.open(args.project, device=args.device)
+    if not project.trained_tasks():
+        print("No trained task yet: nothing to verify.")
+        return 0
+    if not any("proof" in t for t in project.trained_tasks()):
+        print(
+            f"{project.strategy_name} changes weights every task shares, so earlier tasks can change by design: "
+            "there is no zero-forgetting proof to check. `clstudio eval --flips` shows what changed."
+        )
+        return 0
+    results = project.verify()
+    render.print_verify(project, results)
+    return 0 if all(r["verdict"].startswith("unchanged") for r in results.values()) else 1
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -300,6 +337,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Command] = {
     "train": cmd_train,
     "eval": cmd_eval,
+    "verify": cmd_verify,
     "classify": cmd_classify,
     "info": cmd_info,
     "make-demo": cmd_make_demo,

@@ -83,6 +83,17 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
     project_arg(e)
     e.add_argument("--json", action="store_true")
     e.add_argument("--recompute", action="store_true", help="re-evaluate every task with the stored weights")
+    e.add_argument("--task", metavar="NAME", help="one task's confusion matrix and per-class precision / recall / F1")
+    e.add_argument("--after", metavar="NAME", help="as evaluated after this task was trained (default: the last)")
+    e.add_argument(
+        "--flips", action="store_true", help="after each task, which earlier images went right → wrong and back"
+    )
+
+    v = command(
+        "verify",
+        "check the zero-forgetting proof (CLR, linear probe): every task's weights and answers as when trained",
+    )
+    project_arg(v)
 
     c = command("classify", "top-k classes of images or folders of images, for a task or the task they belong to")
     project_arg(c)

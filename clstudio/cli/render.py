@@ -209,3 +209,57 @@ def print_classified(results: list[dict[str, Any]]) -> None:
                 print(f"  task '{r['task']}' (chosen by the router; distance {route['distance']:.0f})")
         for cls, p in r["top"]:
             print(f"  {p:7.2%}  {'█' * int(round(p * 30)):<30}  {cls}")
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1%}"
+
+
+def print_per_class(name: str, result: dict[str, Any] | None) -> None:
+    """One task's confusion matrix and per-class scores, as evaluated after ``result['after']``."""
+    if result is None:
+        print(f"{name}: no per-image record (evaluated before CL Studio kept one); retrain or use --recompute.")
+        return
+    classes = result["classes"]
+    width = max(6, *(len(c) for c in classes)) + 2
+    print(f"Task {name}, after training {result['after']}: {result['images']} images", end="")
+    print(f" ({result['unreadable']} unreadable, left out)" if result["unreadable"] else "")
+    print("Confusion matrix (rows: true class, columns: predicted):")
+    print(" " * width + "".join(f"{c:>{width}}" for c in classes))
+    for c, row in zip(classes, result["confusion"], strict=True):
+        print(f"{c:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+    print(f"{'class':<{width}}{'precision':>11}{'recall':>9}{'F1':>9}{'images':>8}")
+    for r in result["per_class"]:
+        print(
+            f"{r['class']:<{width}}{_pct(r['precision']):>11}{_pct(r['recall']):>9}{_pct(r['f1']):>9}{r['support']:>8}"
+        )
+
+
+def print_flips(flips: list[dict[str, Any]], project: Any) -> None:
+    """The forgetting explorer as text: after each task, the earlier images whose answer changed."""
+    if not flips:
+        print("Nothing to compare: flips need two trained tasks with per-image records.")
+        return
+    for f in flips:
+        lost, gained = f["right_to_wrong"], f["wrong_to_right"]
+        print(f"After {f['after']}, task {f['task']}: {len(lost)} right → wrong, {len(gained)} wrong → right")
+        if lost or gained:
+            answers = project.answers(f["task"], f["after"])
+            for label, positions in (("forgotten", lost), ("learned", gained)):
+                for i in positions[:5]:
+                    said = answers.classes[answers.pred[i]]
+                    print(f"    {label}: {answers.files[i]} ({answers.classes[answers.labels[i]]}, now says {said})")
+                if len(positions) > 5:
+                    print(f"    … and {len(positions) - 5} more {label}")
+
+
+def print_verify(project: Any, results: dict[str, dict[str, Any]]) -> None:
+    by_id = {t["id"]: t for t in project.trained_tasks()}
+    for tid, r in results.items():
+        t = by_id[tid]
+        mark = "OK " if r["verdict"].startswith("unchanged") else "CHANGED"
+        print(f"{mark} {t['name']}: {r['verdict']}")
+        print(
+            f"    weights {t['weights']} sha256 {t['proof']['weights_sha256'][:16]}…, "
+            f"answers on {t['proof']['images']} images sha256 {t['proof']['probs_sha256'][:16]}…"
+        )

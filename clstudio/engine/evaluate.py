@@ -5,7 +5,8 @@ shows. The rows of the accuracy matrix R come from here; the formulas over R are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,48 @@ class EvalSet:
     task_id: str
     root: str
     items: Sequence[tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class TaskPredictions:
+    """How the model answered one task's evaluation images at one moment: per image, in the order of the
+    task's evaluation list, the predicted class (−1: the file could not be read), its probability and the
+    true class's probability. ``probs_sha256`` digests every readable image's float32 probabilities, in
+    order: the zero-forgetting proof compares it (engine/proof.py)."""
+
+    labels: tuple[int, ...]
+    pred: tuple[int, ...]
+    p_pred: tuple[float, ...]
+    p_true: tuple[float, ...]
+    probs_sha256: str
+
+    @classmethod
+    def from_probs(
+        cls, items: Sequence[tuple[str, int]], positions: torch.Tensor, probs: torch.Tensor
+    ) -> TaskPredictions:
+        labels = torch.tensor([y for _, y in items], dtype=torch.long)
+        pred = torch.full((len(items),), -1, dtype=torch.long)
+        p_pred = torch.zeros(len(items))
+        p_true = torch.zeros(len(items))
+        if len(positions):
+            probs = probs.float()
+            top_p, top = probs.max(dim=1)
+            pred[positions], p_pred[positions] = top, top_p
+            p_true[positions] = probs.gather(1, labels[positions].unsqueeze(1)).squeeze(1)
+        digest = hashlib.sha256(probs.float().contiguous().numpy().tobytes()).hexdigest()
+        return cls(
+            tuple(labels.tolist()), tuple(pred.tolist()), tuple(p_pred.tolist()), tuple(p_true.tolist()), digest
+        )
+
+    @property
+    def readable(self) -> int:
+        return sum(1 for p in self.pred if p >= 0)
+
+    @property
+    def accuracy(self) -> float:
+        """Top-1 accuracy over the images that could be read (what R holds)."""
+        right = sum(1 for p, y in zip(self.pred, self.labels, strict=True) if p == y)
+        return right / max(self.readable, 1)
 
 
 class Evaluator:
@@ -91,9 +134,27 @@ class Evaluator:
         correct, loss_sum, total = dist.sum_counts(self.sums(loader))
         return (correct / total, loss_sum / total) if total else (0.0, float("inf"))
 
-    def task_il(self, task: EvalSet) -> float:
+    @torch.no_grad()
+    def predictions(self, task: EvalSet) -> TaskPredictions:
+        """The active model's answer for each of a task's evaluation images (Task-IL: within its classes)."""
         self.strategy.activate_task(task.task_id)
-        return self.accuracy_and_loss(self.loader(task.root, task.items))[0]
+        positions, probs = [], []
+        for xb, pos, _ in self._by_position(task):
+            positions.append(pos)
+            probs.append(self.predict(xb))
+        return TaskPredictions.from_probs(task.items, *_joined(positions, probs, self._classes(task)))
+
+    def _by_position(self, task: EvalSet) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """Batches of a task's evaluation images labelled by their position in its list (unreadable ones left
+        out), so every answer can be stored against the file it came from."""
+        for xb, pos, failed in self.loader(task.root, [(path, i) for i, (path, _) in enumerate(task.items)]):
+            if self.check is not None:
+                self.check()
+            if len(pos):
+                yield xb, pos, failed
+
+    def _classes(self, task: EvalSet) -> int:
+        return self.strategy.task_classes.get(task.task_id, 0) or max((y for _, y in task.items), default=0) + 1
 
     def class_il(self, task: EvalSet) -> float:
         """Accuracy over every class seen so far; only for strategies with one growing head."""
@@ -101,12 +162,13 @@ class Evaluator:
         self.strategy.show_all_classes()
         return self.accuracy_and_loss(self.loader(task.root, task.items), label_offset=lo)[0]
 
-    def rows(self, tasks: Sequence[EvalSet]) -> tuple[dict[str, float], dict[str, float] | None]:
-        """Task-IL accuracy of each task (and Class-IL, for one-head strategies), by task id."""
-        row = {t.task_id: self.task_il(t) for t in tasks}
+    def rows(self, tasks: Sequence[EvalSet]) -> tuple[dict[str, TaskPredictions], dict[str, float] | None]:
+        """Each task's predictions, whose accuracy is its Task-IL entry of R (and Class-IL accuracy, for
+        one-head strategies), by task id."""
+        preds = {t.task_id: self.predictions(t) for t in tasks}
         if not self.strategy.class_incremental:
-            return row, None
-        return row, {t.task_id: self.class_il(t) for t in tasks}
+            return preds, None
+        return preds, {t.task_id: self.class_il(t) for t in tasks}
 
     # --- the task router -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -150,51 +212,57 @@ class Evaluator:
         tasks: Sequence[EvalSet],
         router: TaskRouter,
         anchor_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-    ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
-        """By task id: Task-IL accuracy (the task given), routing accuracy (the router sends the image to its
-        own task) and routed Class-IL accuracy (routed there and classified right).
+    ) -> tuple[dict[str, TaskPredictions], dict[str, float], dict[str, float]]:
+        """By task id: the predictions with the task given (their accuracy is Task-IL), routing accuracy (the
+        router sends the image to its own task) and routed Class-IL accuracy (routed there and right).
 
         The anchor never changes, so its features of a task's images are computed once and kept in
-        ``anchor_cache`` (by task id) for the evaluations after later tasks; where a task has no tensors of
-        its own in the network (the linear probe), those features are its features too, and its head is all
-        that runs."""
-        task_il, routing, routed = {}, {}, {}
-        own_features = self.anchor_is_task_features
+        ``anchor_cache`` (by task id: features and the positions of the images they came from) for the
+        evaluations after later tasks; where a task has no tensors of its own in the network (the linear
+        probe), those features are its features too, and its head is all that runs."""
+        preds, routing, routed = {}, {}, {}
         cache = anchor_cache if anchor_cache is not None else {}
         for t in tasks:
             self.strategy.activate_task(t.task_id)
-            feats, correct = self._anchor_and_correct(t, cache, own_features)
+            feats, positions, probs = self._anchor_and_probs(t, cache)
+            preds[t.task_id] = p = TaskPredictions.from_probs(t.items, positions, probs)
             goes_home = router.task_distances(feats).argmin(dim=1) == router.task_ids.index(t.task_id)
+            correct = torch.tensor([p.pred[i] == p.labels[i] for i in positions.tolist()], dtype=torch.bool)
             n = max(len(correct), 1)
-            task_il[t.task_id] = int(correct.sum()) / n
             routing[t.task_id] = int(goes_home.sum()) / n
             routed[t.task_id] = int((goes_home & correct).sum()) / n
-        return task_il, routing, routed
+        return preds, routing, routed
 
-    def _anchor_and_correct(
-        self, t: EvalSet, cache: dict[str, tuple[torch.Tensor, torch.Tensor]], own_features: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(anchor features [N, D], whether the active task's prediction is right [N]) over a task's images."""
-        if t.task_id in cache and own_features:
-            cached, labels = cache[t.task_id]
-            return cached, self.predict_from_features(cached).argmax(dim=1) == labels
-        feats_out, labels_out, correct = [], [], []
-        for xb, yb, _ in self.loader(t.root, t.items):
-            if self.check is not None:
-                self.check()
-            if len(yb) == 0:
-                continue
-            batch: torch.Tensor | None = None
-            if t.task_id not in cache:
-                batch = self.anchor_features(xb)
-                feats_out.append(batch)
-                labels_out.append(yb)
-            probs = self.predict_from_features(batch) if own_features and batch is not None else self.predict(xb)
-            correct.append(probs.argmax(dim=1) == yb)
+    def _anchor_and_probs(
+        self, t: EvalSet, cache: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(anchor features [N, D], positions [N], the active task's probabilities [N, C]) over a task's
+        readable images. With the features the task's own, the head runs once on all of them, fresh or
+        cached, so the answer is bit-for-bit the same after every later task."""
+        own_features = self.anchor_is_task_features
         if t.task_id not in cache:
-            empty = torch.zeros(0, self.strategy.backbone.feature_dim)
-            cache[t.task_id] = (
-                torch.cat(feats_out) if feats_out else empty,
-                torch.cat(labels_out) if labels_out else torch.zeros(0, dtype=torch.long),
-            )
-        return cache[t.task_id][0], torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+            feats, positions, probs = [], [], []
+            for xb, pos, _ in self._by_position(t):
+                feats.append(self.anchor_features(xb))
+                positions.append(pos)
+                if not own_features:
+                    probs.append(self.predict(xb))
+            pos_all, feat_all = _joined(positions, feats, self.strategy.backbone.feature_dim)
+            cache[t.task_id] = (feat_all, pos_all)
+            if not own_features:
+                return feat_all, pos_all, _joined(positions, probs, self._classes(t))[1]
+        feat_all, pos_all = cache[t.task_id]
+        if own_features:
+            return feat_all, pos_all, self.predict_from_features(feat_all)
+        positions, probs = [], []
+        for xb, pos, _ in self._by_position(t):
+            positions.append(pos)
+            probs.append(self.predict(xb))
+        return feat_all, pos_all, _joined(positions, probs, self._classes(t))[1]
+
+
+def _joined(positions: list[torch.Tensor], rows: list[torch.Tensor], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenated positions and rows of per-batch results; empty tensors when no image could be read."""
+    if not rows:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, width)
+    return torch.cat(positions), torch.cat(rows)

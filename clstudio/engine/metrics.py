@@ -88,13 +88,13 @@ def square(R: Matrix) -> list[list[float | None]]:
 
 
 def summary(R: Matrix, b: Sequence[float | None] | None = None) -> dict[str, float | None]:
-    return {
-        "ACC": acc(R),
-        "AIA": aia(R),
-        "BWT": bwt(R),
-        "FWT": fwt(R, b) if b is not None else None,
-        "forgetting": forgetting(R),
-    }
+    """ACC, AIA, BWT, forgetting, and FWT only where the accuracy on each task before training it exists
+    (``b`` and R[j-1][j]): no strategy here has it (each task's classes get their head when it trains), so
+    FWT is left out rather than shown as an empty number."""
+    out = {"ACC": acc(R), "AIA": aia(R), "BWT": bwt(R), "forgetting": forgetting(R)}
+    if b is not None:
+        out["FWT"] = fwt(R, b)
+    return out
 
 
 def near_chance(accuracy: float, classes: int, images: int) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from clstudio.engine import assemble
+from clstudio.engine import assemble, evaluations, proof
 from clstudio.engine.cancel import CancelToken, PauseToken
 from clstudio.engine.classify import AUTO, classify_auto, classify_images
 from clstudio.engine.data.dataset import DecodeCache, Preprocessing
@@ -21,7 +21,7 @@ from clstudio.engine.data.scan import ScanReport, scan_folder
 from clstudio.engine.device import resolve_device
 from clstudio.engine.distributed import Collective
 from clstudio.engine.errors import Cancelled, CLStudioError, ProjectError
-from clstudio.engine.evaluate import EvalSet, Evaluator
+from clstudio.engine.evaluate import EvalSet, Evaluator, TaskPredictions
 from clstudio.engine.events import Cancelled as CancelledEvent
 from clstudio.engine.events import EvalFinished, Event, Failed, Observer, TaskAdded, TaskFinished, emit
 from clstudio.engine.models.backbones import create_backbone
@@ -216,21 +216,25 @@ class Project(ProjectView):
             if routers is not None:
                 routers[task["id"]], router_shared = self._task_router(evaluator, data)
                 router = TaskRouter(routers, router_shared)
-                row, routing, routed = evaluator.routed_rows(eval_sets, router, self._anchor_cache)
+                preds, routing, routed = evaluator.routed_rows(eval_sets, router, self._anchor_cache)
                 row_cil, routed_rows = None, {"R_routing": routing, "R_routed": routed}
                 tensors = join_task_tensors(tensors, routers[task["id"]])
             else:
-                row, row_cil = evaluator.rows(eval_sets)
+                preds, row_cil = evaluator.rows(eval_sets)
+            fixed = strategy.earlier_tasks_fixed()
+            record = evaluations.record(task["id"], preds, proof.checks(self.store, preds) if fixed else None)
             self.store.commit_task(
                 task,
                 tensors,
                 strategy.shared_state(),
                 facts,
-                row,
+                {tid: p.accuracy for tid, p in preds.items()},
                 row_cil,
                 self.strategy_name,
                 router_shared,
                 routed_rows,
+                record,
+                preds[task["id"]] if fixed else None,
             )
             self._router = None
             self.dist.broadcast_object(None)  # the other ranks may go on to the next task
@@ -265,10 +269,22 @@ class Project(ProjectView):
 
     def evaluate(self, observers: Sequence[Observer] = (), cancel: CancelToken | None = None) -> list[float]:
         """Re-evaluate every trained task with the model as stored now (the last row of R, recomputed)."""
-        row, _ = self.evaluator(cancel.raise_if_cancelled if cancel else None).rows(
-            [self._eval_set(t) for t in self.trained_tasks()]
-        )
-        return [row[t] for t in self.doc["R_tasks"]]
+        preds = self._answers_now(cancel)
+        return [preds[t].accuracy for t in self.doc["R_tasks"]]
+
+    def verify(self, cancel: CancelToken | None = None) -> dict[str, Any]:
+        """The zero-forgetting proof of every trained task, checked now: weight files against their digests
+        and answers recomputed against those recorded when each task was trained (engine/proof.py)."""
+        return proof.checks(self.store, self._answers_now(cancel))
+
+    def _answers_now(self, cancel: CancelToken | None) -> dict[str, TaskPredictions]:
+        """Every trained task's answers on its evaluation images, the way training evaluated them (through
+        the router's pass where the project has one, so the head-only path of the probe is the same)."""
+        evaluator = self.evaluator(cancel.raise_if_cancelled if cancel else None)
+        eval_sets = [self._eval_set(t) for t in self.trained_tasks()]
+        if self.can_route and self.strategy.can_route():
+            return evaluator.routed_rows(eval_sets, self.router(), self._anchor_cache)[0]
+        return evaluator.rows(eval_sets)[0]
 
     # --- routing ---------------------------------------------------------------------------------------
     def _router_tensors(self) -> dict[str, dict[str, Any]] | None:

@@ -104,6 +104,10 @@ def validate(doc: Any, path: Path) -> dict[str, Any]:
     _check_matrix(_expect(doc, "R", list, where), len(order), where)
     if "R_class_il" in doc:
         _check_matrix(_expect(doc, "R_class_il", list, where), len(order), where)
+    if "R_evaluations" in doc:
+        rels = _expect(doc, "R_evaluations", list, where)
+        if len(rels) != len(order) or not all(r is None or isinstance(r, str) for r in rels):
+            raise ProjectError(f"{where}: the per-image evaluation records do not match the accuracy matrix.")
     return doc
 
 

@@ -55,6 +55,9 @@ class TaskEntry(TypedDict):
     train_seconds: NotRequired[float]
     sparsity: NotRequired[dict[str, float]]
     ddr_removed: NotRequired[int]
+    # Per-task strategies (CLR, linear probe): digests of the weight file, each tensor and the task's answers
+    # when it was trained: the zero-forgetting proof (engine/proof.py).
+    proof: NotRequired[dict[str, Any]]
 
 
 class ProjectDoc(TypedDict):
@@ -72,6 +75,7 @@ class ProjectDoc(TypedDict):
     router_weights: NotRequired[str]  # weights/router-<n>.safetensors, strategies with a feature router
     R_routing: NotRequired[list[list[float]]]  # share of each task's images the router sends to it
     R_routed: NotRequired[list[list[float]]]  # Class-IL accuracy through the router (route, then classify)
+    R_evaluations: NotRequired[list[str | None]]  # per row of R: its per-image record, evals/after-<id>.json
 
 
 class TaskIndex(TypedDict):

@@ -8,6 +8,7 @@
     weights/anchor.safetensors      the backbone, only when it is a random init nobody else can rebuild
     weights/router-<n>.safetensors  the task router's shared covariance statistics (engine/routing.py)
     checkpoints/<id>.safetensors    the epoch checkpoint of a task in training
+    evals/after-<id>.json           per-image answers of the evaluation after task <id> (engine/evaluations.py)
     history.jsonl                   append-only log of epochs, evaluations and finished tasks
 
 project.json is the commit point: weight files are written first under names nothing references yet,
@@ -22,16 +23,19 @@ import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from clstudio.engine import project_file
+from clstudio.engine import evaluations, project_file, proof
 from clstudio.engine.data.scan import ScanReport
 from clstudio.engine.errors import ProjectError
 from clstudio.engine.events import Event
 from clstudio.engine.records import ProjectDoc, TaskEntry, TaskIndex
 from clstudio.engine.storage import append_jsonl, atomic_write_json, load_tensors, read_json, read_jsonl, save_tensors
+
+if TYPE_CHECKING:
+    from clstudio.engine.evaluate import TaskPredictions
 
 TensorDict = dict[str, torch.Tensor]
 ANCHOR = "weights/anchor.safetensors"
@@ -119,6 +123,12 @@ class ProjectStore:
     def history(self) -> list[dict[str, Any]]:
         return read_jsonl(self.folder / HISTORY)
 
+    def evaluation(self, row: int) -> dict[str, Any] | None:
+        """The per-image record behind row ``row`` of R; None for rows from before such records."""
+        rels = self.doc.get("R_evaluations") or []
+        rel = rels[row] if 0 <= row < len(rels) else None
+        return evaluations.load(self.folder / rel) if rel else None
+
     # --- writing -------------------------------------------------------------------------------------
     def add_task(self, report: ScanReport, name: str) -> TaskEntry:
         """A new, untrained task from an accepted scan: the index first (nothing refers to it yet), then the
@@ -182,11 +192,15 @@ class ProjectStore:
         strategy: str,
         router_shared: TensorDict | None = None,
         routed_rows: Mapping[str, Mapping[str, float]] | None = None,
+        evaluation: Mapping[str, Any] | None = None,
+        proof_of: TaskPredictions | None = None,
     ) -> None:
         """Make a trained task permanent: its weights (and new shared weights), its facts, a new row of R.
         All or nothing: on failure the files this call wrote are removed and ``doc`` is the committed one.
         ``router_shared``: the router's new shared statistics; ``routed_rows``: rows of the routed matrices
-        (``R_routing``: task-routing accuracy, ``R_routed``: Class-IL accuracy through the router)."""
+        (``R_routing``: task-routing accuracy, ``R_routed``: Class-IL accuracy through the router);
+        ``evaluation``: the per-image record behind the new row; ``proof_of``: the task's own answers, for
+        strategies whose earlier tasks cannot change (its zero-forgetting proof, engine/proof.py)."""
         new_files: list[Path] = []
         old_shared = self.doc.get("shared_weights")
         old_router = self.doc.get("router_weights")
@@ -195,6 +209,14 @@ class ProjectStore:
             meta = {"kind": "task", "task": task["name"], "strategy": strategy, "classes": "\n".join(task["classes"])}
             save_tensors(self.folder / rel, task_tensors, meta)
             new_files.append(self.folder / rel)
+            entry = cast(dict[str, Any], task)
+            if proof_of is not None:
+                entry["proof"] = proof.record_for(self.folder / rel, task_tensors, proof_of)
+            rel_eval = None
+            if evaluation is not None:
+                rel_eval = evaluations.file_for(task["id"])
+                atomic_write_json(self.folder / rel_eval, evaluation)
+                new_files.append(self.folder / rel_eval)
             if shared_tensors:
                 n = int(Path(old_shared).stem.split("-")[-1]) + 1 if old_shared else 1
                 rel_shared = f"weights/shared-{n}.safetensors"
@@ -207,7 +229,6 @@ class ProjectStore:
                 save_tensors(self.folder / rel_router, router_shared, {"kind": "router", "after_task": task["name"]})
                 new_files.append(self.folder / rel_router)
                 self.doc["router_weights"] = rel_router
-            entry = cast(dict[str, Any], task)
             entry.update(facts)
             entry.update(trained=True, weights=rel)
             order = self.doc["R_tasks"] + [task["id"]]
@@ -216,6 +237,10 @@ class ProjectStore:
                 self.doc.setdefault("R_class_il", []).append([row_class_il[t] for t in order])
             for key, values in (routed_rows or {}).items():
                 self.doc.setdefault(key, []).append([values[t] for t in order])  # type: ignore[misc]
+            if rel_eval is not None or "R_evaluations" in self.doc:
+                # Rows from before per-image records have none: the list keeps step with R.
+                kept = self.doc.get("R_evaluations", [None] * (len(self.doc["R"]) - 1))
+                self.doc["R_evaluations"] = [*kept, rel_eval]
             self.doc["R_tasks"].append(task["id"])
             self.save()  # the commit point
         except BaseException:
@@ -232,7 +257,7 @@ class ProjectStore:
 
     def _referenced(self, path: Path) -> bool:
         rels = {t.get("weights") for t in self.doc["tasks"]}
-        rels |= {self.doc.get("shared_weights"), self.doc.get("router_weights")}
+        rels |= {self.doc.get("shared_weights"), self.doc.get("router_weights"), *self.doc.get("R_evaluations", [])}
         return any(r and (self.folder / r) == path for r in rels)
 
 

@@ -6,15 +6,38 @@ disk, so the window never holds a model or a second copy of these rules.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clstudio.engine import metrics, report
+from clstudio.engine import metrics, per_class, report
 from clstudio.engine.data.scan import MIN_EVAL_PER_CLASS
 from clstudio.engine.errors import ProjectError
 from clstudio.engine.records import ProjectDoc, TaskEntry, TaskIndex
 from clstudio.engine.store import ProjectStore
 from clstudio.engine.strategies.registry import get_strategy_class
+
+
+@dataclass(frozen=True)
+class TaskAnswers:
+    """One task's evaluation images and the model's answers to them after task ``after``: per image its
+    file, true class, predicted class (−1: unreadable) and the two probabilities."""
+
+    task: str
+    after: str
+    classes: list[str]
+    files: list[str]
+    labels: list[int]
+    pred: list[int]
+    p_pred: list[float]
+    p_true: list[float]
+
+    def confusion(self) -> list[list[int]]:
+        return per_class.confusion(self.labels, self.pred, len(self.classes))
+
+    def cell(self, true_class: int, predicted: int) -> list[int]:
+        """Positions of the images of one confusion cell."""
+        return per_class.cell_images(self.labels, self.pred, true_class, predicted)
 
 
 class ProjectView:
@@ -132,6 +155,82 @@ class ProjectView:
 
     def task_index(self, task: TaskEntry) -> TaskIndex:
         return self.store.index(task)
+
+    # --- under the numbers: per-class results, images, flips, the zero-forgetting proof ----------------
+    def answers(self, task_name: str, after: str | None = None) -> TaskAnswers | None:
+        """How the model answered a task's evaluation images after task ``after`` was trained (default: the
+        last one); None where that evaluation kept no per-image record (projects from before it)."""
+        t = self.task(task_name)
+        order = self.doc["R_tasks"]
+        row = order.index(self.task(after)["id"]) if after is not None else len(order) - 1
+        if t["id"] not in order or row < order.index(t["id"]):
+            raise ProjectError(f"Task '{t['name']}' was not trained yet after '{self.task(order[row])['name']}'.")
+        record = self.store.evaluation(row)
+        if record is None or t["id"] not in record["tasks"]:
+            return None
+        index = self.store.index(t)
+        items = index["test"] or index["val"]
+        mine = record["tasks"][t["id"]]
+        root = Path(index["root"])
+        return TaskAnswers(
+            task=t["name"],
+            after=self.task(order[row])["name"],
+            classes=list(t["classes"]),
+            files=[str(root / rel) for rel, _ in items],
+            labels=[int(y) for _, y in items],
+            pred=[int(v) for v in mine["pred"]],
+            p_pred=[float(v) for v in mine["p_pred"]],
+            p_true=[float(v) for v in mine["p_true"]],
+        )
+
+    def per_class(self, task_name: str, after: str | None = None) -> dict[str, Any] | None:
+        """Confusion matrix and per-class precision / recall / F1 / support (what ``eval --json`` carries)."""
+        a = self.answers(task_name, after)
+        if a is None:
+            return None
+        counts = a.confusion()
+        return {
+            "after": a.after,
+            "classes": a.classes,
+            "confusion": counts,
+            "per_class": per_class.per_class_scores(counts, a.classes),
+            "images": sum(1 for p in a.pred if p >= 0),
+            "unreadable": sum(1 for p in a.pred if p < 0),
+        }
+
+    def flips(self) -> list[dict[str, Any]]:
+        """After each task from the second on, for each earlier task: the evaluation images whose answer went
+        right → wrong and wrong → right since the task before (positions in its evaluation list)."""
+        names = self.trained_names()
+        out = []
+        for i in range(1, len(names)):
+            for earlier in names[:i]:
+                before, after = self.answers(earlier, names[i - 1]), self.answers(earlier, names[i])
+                if before is None or after is None:
+                    continue
+                lost, gained = per_class.flips(after.labels, before.pred, after.pred)
+                out.append({"after": names[i], "task": earlier, "right_to_wrong": lost, "wrong_to_right": gained})
+        return out
+
+    def proof_status(self) -> dict[str, dict[str, Any]]:
+        """By task name, for tasks with a zero-forgetting proof: its digests and the verdict of the latest
+        check (made when a later task was trained); empty for strategies whose earlier tasks can change."""
+        latest = self.store.evaluation(len(self.doc["R_tasks"]) - 1) if self.doc["R_tasks"] else None
+        checks = (latest or {}).get("checks", {})
+        out = {}
+        for t in self.trained_tasks():
+            if "proof" not in t:
+                continue
+            check = checks.get(t["id"])
+            out[t["name"]] = {
+                "weights_sha256": t["proof"]["weights_sha256"],
+                "answers_sha256": t["proof"]["probs_sha256"],
+                "images": t["proof"]["images"],
+                "checked_after": self.task(latest["after_task"])["name"] if check and latest else None,
+                "verdict": check["verdict"] if check else "just trained (checked after the next task)",
+                "unchanged": check["verdict"].startswith("unchanged") if check else None,
+            }
+        return out
 
     def info(self) -> dict[str, Any]:
         return report.info(self.store, self.class_incremental)

@@ -199,10 +199,15 @@ class Strategy:
                 self.head.bias.copy_(snap["head.bias"])
 
     # --- the anchor's features (the task router) -----------------------------------------------------
-    def can_route(self) -> bool:
-        """Whether every task sees the same features at the anchor (nothing shared trains and every task has
-        its own head), so a router on the anchor's features can choose the task (engine/routing.py)."""
+    def earlier_tasks_fixed(self) -> bool:
+        """Whether training a task leaves every earlier task's model exactly as it was (nothing shared trains
+        and every task has its own head): zero forgetting by construction, which ``engine/proof.py`` checks."""
         return not self.class_incremental and not self.shared_feature_names()
+
+    def can_route(self) -> bool:
+        """Whether every task sees the same features at the anchor, so a router on the anchor's features can
+        choose the task (engine/routing.py): the same condition as ``earlier_tasks_fixed``."""
+        return self.earlier_tasks_fixed()
 
     @contextmanager
     def at_anchor(self) -> Iterator[None]:
