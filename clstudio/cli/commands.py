@@ -238,6 +238,15 @@ def _tasks_asked(project: Any, args: argparse.Namespace) -> list[str]:
     return names[: names.index(project.task(args.after)["name"]) + 1] if args.after else names
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from clstudio.engine import html_report
+    from clstudio.engine.views import SavedProject
+
+    path = html_report.write(SavedProject(Path(args.project).expanduser()), args.output)
+    print(f"Wrote the report to {path} ({path.stat().st_size / 1024:.0f} KB, one self-contained HTML file)")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from clstudio.engine.project import Project
 
@@ -338,6 +347,7 @@ COMMANDS: dict[str, Command] = {
     "train": cmd_train,
     "eval": cmd_eval,
     "verify": cmd_verify,
+    "report": cmd_report,
     "classify": cmd_classify,
     "info": cmd_info,
     "make-demo": cmd_make_demo,

@@ -95,6 +95,10 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
     )
     project_arg(v)
 
+    r = command("report", "one self-contained HTML file: data, settings, R, curves, per-class results, proof")
+    project_arg(r, device=False)
+    r.add_argument("-o", "--output", required=True, metavar="FILE", help="the .html file to write")
+
     c = command("classify", "top-k classes of images or folders of images, for a task or the task they belong to")
     project_arg(c)
     c.add_argument(

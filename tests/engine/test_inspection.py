@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+from html.parser import HTMLParser
 
 import pytest
 import torch
@@ -131,3 +133,66 @@ def test_eval_json_and_verify_through_the_cli(clr, tmp_path):
     line = next(ln for ln in bad.stdout.splitlines() if "colours" in ln)
     assert line.startswith("CHANGED") and f"{name} changed" in line and "answers" in line
     assert "OK  stripes: unchanged since trained" in bad.stdout
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.sources: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.sources += [v for k, v in attrs if k in ("src", "href") and v]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_report_is_one_self_contained_file_a_browser_renders(clr, finetune, tmp_path):
+    out = tmp_path / "run.html"
+    clstudio("report", "--project", str(clr.store.folder), "-o", str(out))
+    page = _Page()
+    page.feed(out.read_text(encoding="utf-8"))
+    text = " ".join(page.text)
+    for heading in (
+        "Accuracy matrix R",
+        "Validation accuracy per epoch",
+        "Per class",
+        "Zero-forgetting proof",
+        "Environment",
+        "Settings",
+        "Data",
+    ):
+        assert heading in text
+    assert "unchanged since trained" in text and "svg" in page.tags and "img" in page.tags
+    assert page.sources and all(s.startswith("data:image/") for s in page.sources)  # nothing outside the file
+    assert "<script" not in out.read_text(encoding="utf-8")
+    ft = tmp_path / "ft.html"
+    clstudio("report", "--project", str(finetune.store.folder), "-o", str(ft))
+    assert "Forgetting: answers that changed" in ft.read_text(encoding="utf-8")
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium here to render the report (apt install chromium); the structure is checked above")
+    png = tmp_path / "run.png"
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1000,1400",
+            f"--screenshot={png}",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    from PIL import Image
+
+    pixels = Image.open(png).convert("L")
+    lo, hi = pixels.getextrema()
+    assert pixels.size == (1000, 1400) and hi - lo > 100  # drawn: text and heatmap cells, not a blank page
