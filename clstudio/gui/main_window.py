@@ -22,12 +22,14 @@ from PySide6.QtWidgets import (
 
 from clstudio import __version__
 from clstudio.engine import events as ev
+from clstudio.engine import html_report, per_class
 from clstudio.engine.data.scan import ScanReport
 from clstudio.engine.device import device_label, resolve_device
 from clstudio.engine.errors import CLStudioError
 from clstudio.engine.paths import config_dir, log_dir
 from clstudio.gui.panels.classify import ClassifyPanel
 from clstudio.gui.panels.curves import CurvesPanel
+from clstudio.gui.panels.drilldown import DrillDownDialog
 from clstudio.gui.panels.matrix import MatrixPanel
 from clstudio.gui.panels.preflight import PreflightDialog
 from clstudio.gui.panels.sparsity import SparsityPanel
@@ -97,6 +99,7 @@ class MainWindow(QMainWindow):
         self.train.pause_requested.connect(self.pause_training)
         self.train.cancel_requested.connect(self.cancel_training)
         self.classify.classify_requested.connect(self.run_classify)
+        self.matrix.cell_clicked.connect(self.open_drilldown)
         self.refresh_timer = QTimer(self)
         self.refresh_timer.setInterval(REFRESH_MS)
         self.refresh_timer.timeout.connect(self._refresh_if_dirty)
@@ -111,6 +114,7 @@ class MainWindow(QMainWindow):
             ("&New project…", QKeySequence.StandardKey.New, self.new_project_dialog),
             ("&Open project…", QKeySequence.StandardKey.Open, self.open_project_dialog),
             ("&Add task…", "Ctrl+T", self.add_task_dialog),
+            ("Export &report…", "Ctrl+R", self.export_report_dialog),
             ("&Quit", QKeySequence.StandardKey.Quit, self.close),
         ):
             action = QAction(text, self)
@@ -126,6 +130,39 @@ class MainWindow(QMainWindow):
         about = QAction("&About CL Studio", self)
         about.triggered.connect(self.show_about)
         help_menu.addAction(about)
+
+    def open_drilldown(self, row: int, col: int) -> None:
+        """A cell of R opened: that task's confusion matrix and images as evaluated after task ``row``."""
+        view = self.session.view
+        names = view.trained_names()
+        answers = view.answers(names[col], names[row])
+        if answers is None:
+            self.statusBar().showMessage("This evaluation kept no per-image record (trained before it existed).", 8000)
+            return
+        flips = None
+        if row > col:
+            before = view.answers(names[col], names[row - 1])
+            if before is not None:
+                flips = per_class.flips(answers.labels, before.pred, answers.pred)
+        proof = view.proof_status().get(names[col], {}).get("verdict")
+        DrillDownDialog(answers, flips, proof, self).exec()
+
+    def export_report_dialog(self) -> None:
+        if not self.session.view.trained_tasks():
+            self.statusBar().showMessage("Train a task first: the report shows what was learned.", 8000)
+            return
+        default = str(self.session.folder.with_suffix(".html"))
+        out, _ = QFileDialog.getSaveFileName(self, "Export report", default, "HTML report (*.html)")
+        if out:
+            self.setCursor(Qt.CursorShape.WaitCursor)
+            try:
+                path = html_report.write(self.session.view, out)  # a second or so: small thumbnails, no model
+            except OSError as e:
+                QMessageBox.warning(self, "Export report", f"Could not write the report: {e}")
+                return
+            finally:
+                self.unsetCursor()
+            self.statusBar().showMessage(f"Report written to {path}", 10000)
 
     def show_about(self) -> None:
         QMessageBox.about(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from clstudio.engine import metrics
@@ -15,6 +16,8 @@ BADGE = "QLabel { background: #eef2f7; border: 1px solid #c5ccd6; border-radius:
 
 
 class MatrixPanel(QWidget):
+    cell_clicked = Signal(int, int)  # (row: after task i, column: task j) of a filled cell
+
     def __init__(self) -> None:
         super().__init__()
         self.plot = pg.PlotWidget(background="w")
@@ -24,6 +27,7 @@ class MatrixPanel(QWidget):
         self.plot.hideButtons()
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
+        self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.colorbar = pg.ColorBarItem(
             values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, label="accuracy"
         )
@@ -55,6 +59,14 @@ class MatrixPanel(QWidget):
         layout.addLayout(badges)
         layout.addWidget(self.empty)
         layout.addWidget(self.plot, 1)
+        self.click_hint = QLabel("Click a cell to open its confusion matrix and images.")
+        layout.addWidget(self.click_hint)
+
+    def _clicked(self, event: object) -> None:
+        pos = self.plot.getPlotItem().vb.mapSceneToView(event.scenePos())  # type: ignore[attr-defined]
+        i, j = int(pos.y()), int(pos.x())
+        if 0 <= j <= i < len(self.values) and pos.x() >= 0 and pos.y() >= 0:
+            self.cell_clicked.emit(i, j)
 
     def show_data(
         self,
@@ -79,6 +91,7 @@ class MatrixPanel(QWidget):
             self.plot.removeItem(t)
         self.texts = []
         self.empty.setVisible(T == 0)
+        self.click_hint.setVisible(T > 0)
         if T:
             self.image.setImage(self.values, levels=(0, 1))
             self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
