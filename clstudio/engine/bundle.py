@@ -22,7 +22,7 @@ from clstudio.engine.storage import atomic_write_bytes
 MAX_TOTAL_BYTES = 8 * 2**30  # far above any CL Studio project (CLR tasks are KB to MB), far below a bomb
 MAX_RATIO = 200  # compression ratio beyond which a member is a bomb, not weights
 MAX_MEMBERS = 100_000
-INCLUDE = ("project.json", "history.jsonl", "tasks/", "weights/")
+INCLUDE = ("project.json", "history.jsonl", "tasks/", "weights/", "evals/")
 
 
 def export_project(folder: str | Path, out: str | Path) -> Path:

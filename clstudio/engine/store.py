@@ -124,10 +124,13 @@ class ProjectStore:
         return read_jsonl(self.folder / HISTORY)
 
     def evaluation(self, row: int) -> dict[str, Any] | None:
-        """The per-image record behind row ``row`` of R; None for rows from before such records."""
+        """The per-image record behind row ``row`` of R; None for rows from before such records, or where the
+        file is gone (a project copied without ``evals/``): R itself stays valid without it."""
         rels = self.doc.get("R_evaluations") or []
         rel = rels[row] if 0 <= row < len(rels) else None
-        return evaluations.load(self.folder / rel) if rel else None
+        if not rel or not (self.folder / rel).exists():
+            return None
+        return evaluations.load(self.folder / rel)
 
     # --- writing -------------------------------------------------------------------------------------
     def add_task(self, report: ScanReport, name: str) -> TaskEntry:

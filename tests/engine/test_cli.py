@@ -185,3 +185,4 @@ def test_bundle_export_and_import_through_the_cli(trained, tmp_path):
     a = json.loads(clstudio("eval", "--project", str(project), "--json").stdout)
     b = json.loads(clstudio("eval", "--project", str(tmp_path / "copy"), "--json").stdout)
     assert a["R"][:2] == b["R"][:2]
+    assert a["per_task"] == b["per_task"] and b["per_task"]  # the per-image records travel in the bundle
