@@ -9,7 +9,7 @@ from typing import Any
 
 from clstudio.engine import events as ev
 from clstudio.engine import metrics
-from clstudio.engine.formatting import format_duration, format_loss
+from clstudio.engine.formatting import format_duration, format_loss, format_share
 
 
 class ProgressPrinter:
@@ -211,10 +211,6 @@ def print_classified(results: list[dict[str, Any]]) -> None:
             print(f"  {p:7.2%}  {'█' * int(round(p * 30)):<30}  {cls}")
 
 
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1%}"
-
-
 def print_per_class(name: str, result: dict[str, Any] | None) -> None:
     """One task's confusion matrix and per-class scores, as evaluated after ``result['after']``."""
     if result is None:
@@ -231,7 +227,7 @@ def print_per_class(name: str, result: dict[str, Any] | None) -> None:
     print(f"{'class':<{width}}{'precision':>11}{'recall':>9}{'F1':>9}{'images':>8}")
     for r in result["per_class"]:
         print(
-            f"{r['class']:<{width}}{_pct(r['precision']):>11}{_pct(r['recall']):>9}{_pct(r['f1']):>9}{r['support']:>8}"
+            f"{r['class']:<{width}}{format_share(r['precision']):>11}{format_share(r['recall']):>9}{format_share(r['f1']):>9}{r['support']:>8}"
         )
 
 

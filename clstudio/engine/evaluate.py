@@ -56,9 +56,7 @@ class TaskPredictions:
             pred[positions], p_pred[positions] = top, top_p
             p_true[positions] = probs.gather(1, labels[positions].unsqueeze(1)).squeeze(1)
         digest = hashlib.sha256(probs.float().contiguous().numpy().tobytes()).hexdigest()
-        return cls(
-            tuple(labels.tolist()), tuple(pred.tolist()), tuple(p_pred.tolist()), tuple(p_true.tolist()), digest
-        )
+        return cls(tuple(labels.tolist()), tuple(pred.tolist()), tuple(p_pred.tolist()), tuple(p_true.tolist()), digest)
 
     @property
     def readable(self) -> int:

@@ -16,3 +16,8 @@ def format_duration(seconds: float) -> str:
         return "—"
     s = int(seconds)
     return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+
+
+def format_share(value: float | None) -> str:
+    """'91.2%'; '—' where nothing was measured (a class never predicted has no precision)."""
+    return "—" if value is None else f"{value:.1%}"

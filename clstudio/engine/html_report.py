@@ -16,6 +16,7 @@ from typing import Any
 
 from clstudio import __version__
 from clstudio.engine.data.decode import decode_rgb
+from clstudio.engine.formatting import format_share
 from clstudio.engine.storage import atomic_write_bytes
 from clstudio.engine.views import ProjectView
 
@@ -32,10 +33,6 @@ th{background:#eef2f7}td.l,th.l{text-align:left}.heat td{width:64px;text-align:c
 
 def _e(x: Any) -> str:
     return html.escape(str(x))
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1%}"
 
 
 def _heat_colour(v: float) -> str:
@@ -117,8 +114,9 @@ def _task_section(view: ProjectView, name: str) -> str:
         )
         conf_rows.append(f'<tr><th class="l">{_e(c)}</th>{cells}</tr>')
     scores = "".join(
-        f'<tr><td class="l">{_e(r["class"])}</td><td>{_pct(r["precision"])}</td><td>{_pct(r["recall"])}</td>'
-        f"<td>{_pct(r['f1'])}</td><td>{r['support']}</td></tr>"
+        f'<tr><td class="l">{_e(r["class"])}</td>'
+        + "".join(f"<td>{format_share(r[k])}</td>" for k in ("precision", "recall", "f1"))
+        + f"<td>{r['support']}</td></tr>"
         for r in res["per_class"]
     )
     answers = view.answers(name)
@@ -166,7 +164,7 @@ def build(view: ProjectView) -> str:
     parts.append(f"<h2>Settings</h2><table>{cfg}</table>")
     if names:
         summary = " · ".join(
-            f"{k} {_pct(v) if k != 'BWT' else f'{v:+.2%}'}" for k, v in view.metrics().items() if v is not None
+            f"{k} {format_share(v) if k != 'BWT' else f'{v:+.2%}'}" for k, v in view.metrics().items() if v is not None
         )
         parts.append(
             f"<h2>Accuracy matrix R (Task-IL)</h2><p>{_e(summary)}</p>{_matrix(names, view.accuracy_matrix())}"

@@ -25,15 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from clstudio.engine.formatting import format_share
 from clstudio.engine.per_class import per_class_scores
 from clstudio.engine.views import TaskAnswers
 
 THUMB = 96
 MAX_THUMBS = 200  # decoded on the GUI thread: enough for any cell of a small folder, bounded for a big one
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1%}"
 
 
 class DrillDownDialog(QDialog):
@@ -117,7 +114,9 @@ class DrillDownDialog(QDialog):
         table.setHorizontalHeaderLabels(["precision", "recall", "F1", "images"])
         table.setVerticalHeaderLabels([r["class"] for r in rows])
         for i, r in enumerate(rows):
-            for j, text in enumerate([_pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"]), str(r["support"])]):
+            for j, text in enumerate(
+                [format_share(r["precision"]), format_share(r["recall"]), format_share(r["f1"]), str(r["support"])]
+            ):
                 item = QTableWidgetItem(text)
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled)
                 table.setItem(i, j, item)
