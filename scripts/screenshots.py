@@ -3,7 +3,8 @@
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1400x900x24" python scripts/screenshots.py [--backbone tiny]
 
 Writes docs/screenshots/*.png: a CLR run (01-09), a SparCL run (10-13) and classify without choosing the task
-(14-16: Auto with "none of my tasks", a folder in the table, Task ▸ Export model). Uses a throw-away
+(14-16: Auto with "none of my tasks", a folder in the table, Task ▸ Export model), and under the numbers
+(18-22: a fine-tune run's drill-down and forgetting timeline, a CLR run's proof badge and proof). Uses a throw-away
 CLSTUDIO_HOME, so your own projects are untouched.
 """
 
@@ -156,11 +157,43 @@ def sparcl_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
     sh.shot("13-sparcl-matrix-class-il", w)
 
 
+def forgetting_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
+    """18-20 on a fine-tune project (it forgets): a click on R, the drill-down it opens, the timeline."""
+    from clstudio.gui import main_window
+
+    opened: list = []
+    main_window.DrillDownDialog.exec = lambda self: (opened.append(self), self.show(), 0)[-1]
+    w.tabs.setCurrentWidget(w.matrix)
+    sh.shot("19-matrix-click-a-cell", w)
+    w.open_drilldown(1, 0)
+    sh.shot("18-drilldown-confusion-and-images", opened[0])
+    opened[0].close()
+    w.tabs.setCurrentWidget(w.forgetting)
+    w.forgetting.show_cell(0, 1)
+    sh.shot("20-forgetting-timeline", w)
+
+
+def proof_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
+    """21-22 on a CLR project: the matrix's zero-forgetting badge, and the proof its link opens."""
+    w.tabs.setCurrentWidget(w.matrix)
+    sh.shot("21-matrix-proof-badge", w)
+    w.matrix.proof_badge.linkActivated.emit("proof")
+    w.forgetting.show_cell(0, 1)
+    sh.shot("22-forgetting-proof-clr", w)
+
+
+def trained(project: Any, folders: list[Path]) -> Any:
+    for folder in folders:
+        project.add_task(folder)
+    project.train_pending()
+    return project
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backbone", default="efficientnet_lite0", help="the CLR run's backbone")
     ap.add_argument("--epochs", type=int, default=15, help="the CLR run's epochs (6 is too few for the demo)")
-    ap.add_argument("--only", choices=["clr", "sparcl", "classify"], help="shoot one run only")
+    ap.add_argument("--only", choices=["clr", "sparcl", "classify", "results"], help="shoot one run only")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="clstudio-shots-"))
     os.environ["CLSTUDIO_HOME"] = str(home)
@@ -186,10 +219,15 @@ def main() -> int:
     runs = []
     if args.only in (None, "classify"):
         p = Project.create(home / "classify", backbone=args.backbone, config={"epochs": 3})
-        for folder in (shapes, colours):
-            p.add_task(folder)
-        p.train_pending()
-        runs.append((classify_run, p))
+        runs.append((classify_run, trained(p, [shapes, colours])))
+    if args.only in (None, "results"):
+        # lr 0.01 on the shared weights: fine-tune forgets some of shapes while it learns colours
+        p = Project.create(
+            home / "finetune", strategy="finetune", backbone=args.backbone, config={"epochs": 4, "lr": 0.01}
+        )
+        runs.append((forgetting_run, trained(p, [shapes, colours])))
+        p = Project.create(home / "proof", backbone=args.backbone, config={"epochs": 3})
+        runs.append((proof_run, trained(p, [shapes, colours])))
     if args.only in (None, "clr"):
         p = Project.create(home / "clr", backbone=args.backbone, config={"epochs": args.epochs})
         runs.append((clr_run, p))

@@ -17,6 +17,7 @@ then project.json is replaced atomically. A crash or a cancel at any moment leav
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -130,7 +131,7 @@ class ProjectStore:
         rel = rels[row] if 0 <= row < len(rels) else None
         if not rel or not (self.folder / rel).exists():
             return None
-        return evaluations.load(self.folder / rel)
+        return _cached_record(self.folder / rel)
 
     # --- writing -------------------------------------------------------------------------------------
     def add_task(self, report: ScanReport, name: str) -> TaskEntry:
@@ -270,3 +271,16 @@ def _empty_folder(folder: Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
+
+
+def _cached_record(path: Path) -> dict[str, Any]:
+    """An evaluation record, parsed once per version of its file: the forgetting timeline reads every row
+    for every earlier task, and these files are never edited in place (a retrain writes a new one). Callers
+    only read the record."""
+    st = path.stat()
+    return _load_record(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=32)  # a few rows of a big project; each holds one row's per-image answers
+def _load_record(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
+    return evaluations.load(Path(path))

@@ -212,6 +212,29 @@ class ProjectView:
                 out.append({"after": names[i], "task": earlier, "right_to_wrong": lost, "wrong_to_right": gained})
         return out
 
+    def forgetting_timeline(self) -> list[dict[str, Any]]:
+        """Per trained task, one entry per moment from its own training on: the accuracy then (Task-IL, a
+        column of R) and the images that flipped since the moment before (none at the first); a flip count is
+        None where an evaluation kept no per-image record. What the app's forgetting tab draws."""
+        names, R = self.trained_names(), self.accuracy_matrix()
+        flips = {(f["task"], f["after"]): f for f in self.flips()}
+        out = []
+        for j, task in enumerate(names):
+            moments = []
+            for i in range(j, len(names)):
+                f = flips.get((task, names[i]))
+                recorded = i == j or f is not None
+                moments.append(
+                    {
+                        "after": names[i],
+                        "accuracy": R[i][j],
+                        "right_to_wrong": (f["right_to_wrong"] if f else []) if recorded else None,
+                        "wrong_to_right": (f["wrong_to_right"] if f else []) if recorded else None,
+                    }
+                )
+            out.append({"task": task, "moments": moments})
+        return out
+
     def proof_status(self) -> dict[str, dict[str, Any]]:
         """By task name, for tasks with a zero-forgetting proof: its digests and the verdict of the latest
         check (made when a later task was trained); empty for strategies whose earlier tasks can change."""

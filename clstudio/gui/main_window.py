@@ -27,9 +27,11 @@ from clstudio.engine.data.scan import ScanReport
 from clstudio.engine.device import device_label, resolve_device
 from clstudio.engine.errors import CLStudioError
 from clstudio.engine.paths import config_dir, log_dir
+from clstudio.engine.views import SavedProject
 from clstudio.gui.panels.classify import ClassifyPanel
 from clstudio.gui.panels.curves import CurvesPanel
 from clstudio.gui.panels.drilldown import DrillDownDialog
+from clstudio.gui.panels.forgetting import ForgettingPanel
 from clstudio.gui.panels.matrix import MatrixPanel
 from clstudio.gui.panels.preflight import PreflightDialog
 from clstudio.gui.panels.sparsity import SparsityPanel
@@ -73,6 +75,8 @@ class MainWindow(QMainWindow):
         self.train = TrainPanel(device_label(resolve_device("auto")))
         self.curves = CurvesPanel()
         self.matrix = MatrixPanel()
+        self.forgetting = ForgettingPanel()
+        self._forgetting_stale = True  # drawn when its tab is shown: it reads every per-image record
         self.sparsity = SparsityPanel()
         self.classify = ClassifyPanel()
         self.tabs = QTabWidget()
@@ -80,6 +84,7 @@ class MainWindow(QMainWindow):
             (self.train, "Train"),
             (self.curves, "Accuracy curves"),
             (self.matrix, "Accuracy matrix"),
+            (self.forgetting, "Forgetting"),
             (self.sparsity, "Sparsity and cost"),
             (self.classify, "Classify"),
         ):
@@ -100,6 +105,8 @@ class MainWindow(QMainWindow):
         self.train.cancel_requested.connect(self.cancel_training)
         self.classify.classify_requested.connect(self.run_classify)
         self.matrix.cell_clicked.connect(self.open_drilldown)
+        self.matrix.proof_requested.connect(lambda: self.tabs.setCurrentWidget(self.forgetting))
+        self.tabs.currentChanged.connect(lambda _i: self._render_forgetting())
         self.refresh_timer = QTimer(self)
         self.refresh_timer.setInterval(REFRESH_MS)
         self.refresh_timer.timeout.connect(self._refresh_if_dirty)
@@ -153,16 +160,26 @@ class MainWindow(QMainWindow):
             return
         default = str(self.session.folder.with_suffix(".html"))
         out, _ = QFileDialog.getSaveFileName(self, "Export report", default, "HTML report (*.html)")
-        if out:
-            self.setCursor(Qt.CursorShape.WaitCursor)
-            try:
-                path = html_report.write(self.session.view, out)  # a second or so: small thumbnails, no model
-            except OSError as e:
-                QMessageBox.warning(self, "Export report", f"Could not write the report: {e}")
-                return
-            finally:
-                self.unsetCursor()
-            self.statusBar().showMessage(f"Report written to {path}", 10000)
+        if not out:
+            return
+        if self.jobs.running("report"):
+            self.statusBar().showMessage("A report is being written already.", 5000)
+            return
+        folder = self.session.folder
+        self.statusBar().showMessage("Writing the report…")
+
+        def failed(message: str, tb: str) -> None:
+            log.error("report failed: %s\n%s", message, tb)
+            QMessageBox.warning(self, "Export report", f"Could not write the report: {message}")
+
+        # In a worker: a big project's report decodes hundreds of thumbnails. The worker reads the project
+        # from disk itself, so only the two paths cross threads.
+        self.jobs.start(
+            "report",
+            lambda _worker: str(html_report.write(SavedProject(folder), out)),
+            on_done=lambda path: self.statusBar().showMessage(f"Report written to {path}", 10000),
+            on_failed=failed,
+        )
 
     def show_about(self) -> None:
         QMessageBox.about(
@@ -190,10 +207,19 @@ class MainWindow(QMainWindow):
         view = self.session.view
         cil_R, cil_metrics = view.accuracy_matrix_class_il(), view.metrics_class_il()
         class_il = (cil_R, cil_metrics) if cil_R is not None and cil_metrics is not None else None
-        self.matrix.show_data(view.trained_names(), view.accuracy_matrix(), view.metrics(), class_il)
+        self.matrix.show_data(
+            view.trained_names(), view.accuracy_matrix(), view.metrics(), class_il, view.proof_status()
+        )
+        self._forgetting_stale = True
+        self._render_forgetting()
         self.sparsity.show_data(view.info())
         self.classify.show_data(view)
         self.export_action.setEnabled(bool(view.trained_tasks()) and not view.class_incremental)
+
+    def _render_forgetting(self) -> None:
+        if self._forgetting_stale and self.tabs.currentWidget() is self.forgetting:
+            self._forgetting_stale = False
+            self.forgetting.show_data(self.session.view)
 
     def _refresh_if_dirty(self) -> None:
         if self._dirty:

@@ -104,6 +104,21 @@ def test_finetune_flips_add_up_to_the_change_in_R(finetune):
     assert finetune.proof_status() == {}
 
 
+def test_forgetting_timeline_is_R_columns_with_their_flips(finetune):
+    R, names = finetune.doc["R"], finetune.trained_names()
+    timeline = finetune.forgetting_timeline()
+    assert [t["task"] for t in timeline] == names
+    flips = {(f["task"], f["after"]): f for f in finetune.flips()}
+    for j, entry in enumerate(timeline):
+        assert [m["after"] for m in entry["moments"]] == names[j:]
+        first, *later = entry["moments"]
+        assert first["accuracy"] == R[j][j] and first["right_to_wrong"] == first["wrong_to_right"] == []
+        for i, m in enumerate(later, start=j + 1):
+            f = flips[(entry["task"], names[i])]
+            assert m["accuracy"] == R[i][j]
+            assert (m["right_to_wrong"], m["wrong_to_right"]) == (f["right_to_wrong"], f["wrong_to_right"])
+
+
 def test_eval_json_and_verify_through_the_cli(clr, tmp_path):
     folder = tmp_path / "p"
     shutil.copytree(clr.store.folder, folder)

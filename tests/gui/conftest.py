@@ -34,3 +34,23 @@ def window(qtbot, project):
     yield w
     w.close()
     assert not w.jobs.busy, "a QThread outlived its window"
+
+
+def trained_window(qtbot, tmp_path, folders, monkeypatch, strategy="clr"):
+    """A window over a project with two trained tasks (stripes, then colours), reopened from disk; the
+    drill-down dialog's exec is replaced so a test can look at the dialogs it opened."""
+    from clstudio.gui import main_window
+    from clstudio.gui.main_window import MainWindow
+
+    p = Project.create(tmp_path / f"p-{strategy}", strategy=strategy, backbone="tiny", config=FAST)
+    for f in (folders["stripes"], folders["colours"]):
+        p.add_task(f)
+    p.train_pending()
+    opened: list = []
+    monkeypatch.setattr(main_window.DrillDownDialog, "exec", lambda self: opened.append(self) or 0)
+    w = MainWindow(p.store.folder)
+    w.confirm_close = lambda: True
+    qtbot.addWidget(w)
+    w.show()
+    w.tabs.setCurrentWidget(w.matrix)
+    return w, opened

@@ -6,18 +6,13 @@ A view over plain data from the engine (``TaskAnswers``, ``per_class``); it neve
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from PySide6.QtCore import QSize, Qt, QUrl
-from PySide6.QtGui import QColor, QDesktopServices, QIcon, QPixmap
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListView,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -28,9 +23,7 @@ from PySide6.QtWidgets import (
 from clstudio.engine.formatting import format_share
 from clstudio.engine.per_class import per_class_scores
 from clstudio.engine.views import TaskAnswers
-
-THUMB = 96
-MAX_THUMBS = 200  # decoded on the GUI thread: enough for any cell of a small folder, bounded for a big one
+from clstudio.gui.panels.gallery import ImageGallery
 
 
 class DrillDownDialog(QDialog):
@@ -54,16 +47,7 @@ class DrillDownDialog(QDialog):
         head.setWordWrap(True)
         self.confusion = self._confusion_table(counts)
         self.scores = self._scores_table(counts)
-        self.caption = QLabel()
-        self.gallery = QListWidget()
-        self.gallery.setViewMode(QListView.ViewMode.IconMode)
-        self.gallery.setIconSize(QSize(THUMB, THUMB))
-        self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
-        self.gallery.setWordWrap(True)
-        self.gallery.setGridSize(QSize(THUMB + 48, THUMB + 56))
-        self.gallery.itemDoubleClicked.connect(self._open_folder)
-        self.open_button = QPushButton("Open the image's folder")
-        self.open_button.clicked.connect(lambda: self._open_folder(self.gallery.currentItem()))
+        self.gallery = ImageGallery()
         tables = QHBoxLayout()
         tables.addWidget(self.confusion, 3)
         tables.addWidget(self.scores, 2)
@@ -76,9 +60,7 @@ class DrillDownDialog(QDialog):
         layout.addLayout(tables, 2)
         if flips is not None:
             layout.addLayout(self._flip_buttons(*flips))
-        layout.addWidget(self.caption)
         layout.addWidget(self.gallery, 3)
-        layout.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignRight)
         self.resize(900, 720)
         wrong = max(
             ((i, j) for i in range(len(counts)) for j in range(len(counts)) if i != j and counts[i][j]),
@@ -141,33 +123,4 @@ class DrillDownDialog(QDialog):
         self.show_images(a.cell(true_class, predicted), title or f"{a.classes[true_class]}, right")
 
     def show_images(self, positions: list[int], title: str) -> None:
-        a = self.answers
-        self.gallery.clear()
-        shown = positions[:MAX_THUMBS]
-        more = f" (first {len(shown)})" if len(positions) > len(shown) else ""
-        self.caption.setText(f"<b>{title}</b>: {len(positions)} image(s){more}")
-        ratio = self.devicePixelRatioF()
-        for i in shown:
-            pix = QPixmap(a.files[i])
-            if not pix.isNull():
-                pix = pix.scaled(
-                    round(THUMB * ratio),
-                    round(THUMB * ratio),
-                    Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation,
-                )
-                pix.setDevicePixelRatio(ratio)  # sharp on HiDPI screens
-            said = a.classes[a.pred[i]] if a.pred[i] >= 0 else "unreadable"
-            item = QListWidgetItem(QIcon(pix), f"{Path(a.files[i]).name}\n{said} {a.p_pred[i]:.0%}")
-            item.setToolTip(
-                f"{a.files[i]}\ntrue class {a.classes[a.labels[i]]}: {a.p_true[i]:.1%}\nsaid {said}: {a.p_pred[i]:.1%}"
-            )
-            item.setData(Qt.ItemDataRole.UserRole, a.files[i])
-            self.gallery.addItem(item)
-        if self.gallery.count():
-            self.gallery.setCurrentRow(0)
-        self.open_button.setEnabled(self.gallery.count() > 0)
-
-    def _open_folder(self, item: QListWidgetItem | None) -> None:
-        if item is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(item.data(Qt.ItemDataRole.UserRole)).parent)))
+        self.gallery.show_images(self.answers, positions, title)

@@ -17,6 +17,7 @@ BADGE = "QLabel { background: #eef2f7; border: 1px solid #c5ccd6; border-radius:
 
 class MatrixPanel(QWidget):
     cell_clicked = Signal(int, int)  # (row: after task i, column: task j) of a filled cell
+    proof_requested = Signal()  # the zero-forgetting badge's link: show the proof
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,6 +41,13 @@ class MatrixPanel(QWidget):
         for key, label in self.badges.items():
             label.setStyleSheet(BADGE)
             label.setToolTip(metrics.FORMULAS[key] or "")
+        self.proof_badge = QLabel()
+        self.proof_badge.setStyleSheet(BADGE)
+        self.proof_badge.setToolTip(
+            "Each task's weights and answers, digested when trained, checked after every later task"
+        )
+        self.proof_badge.linkActivated.connect(lambda _link: self.proof_requested.emit())
+        self.proof_badge.hide()
         self.empty = QLabel("The matrix fills in as tasks finish: row i is measured right after task i is learned.")
         self.scenario = QComboBox()
         self.scenario.addItems(["Class-IL", "Task-IL"])
@@ -53,6 +61,7 @@ class MatrixPanel(QWidget):
         badges = QHBoxLayout()
         for label in self.badges.values():
             badges.addWidget(label)
+        badges.addWidget(self.proof_badge)
         badges.addStretch(1)
         badges.addWidget(self.scenario)
         layout = QVBoxLayout(self)
@@ -74,13 +83,29 @@ class MatrixPanel(QWidget):
         R: list[list[float | None]],
         summary: dict[str, float | None],
         class_il: tuple[list[list[float | None]], dict[str, float | None]] | None = None,
+        proof: dict[str, dict] | None = None,
     ) -> None:
         self.names = names
+        self._show_proof(proof or {})
         self.views = {"Task-IL": (R, summary)}
         if class_il is not None:
             self.views["Class-IL"] = class_il
         self.scenario.setVisible(class_il is not None)
         self._draw()
+
+    def _show_proof(self, proof: dict[str, dict]) -> None:
+        """A badge for strategies with a zero-forgetting proof: how many earlier tasks were checked unchanged,
+        linking to the proof itself (the Forgetting tab)."""
+        self.proof_badge.setVisible(bool(proof))
+        checked = [p for p in proof.values() if p["unchanged"] is not None]
+        changed = [name for name, p in proof.items() if p["unchanged"] is False]
+        if changed:
+            text = f"<b>Changed since trained:</b> {', '.join(changed)}"
+        elif checked:
+            text = f"<b>Zero forgetting</b> ✓ {len(checked)} earlier task(s) checked unchanged since trained"
+        else:
+            text = "<b>Zero forgetting</b>: checked after the next task"
+        self.proof_badge.setText(f"{text} · <a href='proof'>proof</a>")
 
     def _draw(self) -> None:
         names = self.names
