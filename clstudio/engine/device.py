@@ -26,6 +26,16 @@ def device_label(device: str) -> str:
     return "cpu"
 
 
+def available_devices() -> list[tuple[str, str]]:
+    """(choice, what a person reads) for every device this machine can train on: auto first, then the CPU,
+    then each CUDA GPU by name."""
+    auto = device_label(resolve_device("auto"))
+    out = [("auto", f"Automatic (now: {auto})"), ("cpu", "CPU")]
+    if torch.cuda.is_available():
+        out += [(f"cuda:{i}", f"cuda:{i} ({torch.cuda.get_device_name(i)})") for i in range(torch.cuda.device_count())]
+    return out
+
+
 def autocast(device: torch.device, allow_fp16: bool = True) -> contextlib.AbstractContextManager:
     """bf16 where the GPU has it, else fp16 (only for loops with a loss scaler: ``allow_fp16``); CPU: fp32."""
     if device.type != "cuda":

@@ -11,6 +11,7 @@ from typing import Any
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QFileDialog,
     QInputDialog,
     QMainWindow,
@@ -24,15 +25,18 @@ from clstudio import __version__
 from clstudio.engine import events as ev
 from clstudio.engine import html_report, per_class
 from clstudio.engine.data.scan import ScanReport
+from clstudio.engine.data.synthetic import make_demo
 from clstudio.engine.device import device_label, resolve_device
 from clstudio.engine.errors import CLStudioError
-from clstudio.engine.paths import config_dir, log_dir
+from clstudio.engine.paths import config_dir, data_dir, log_dir, projects_dir
 from clstudio.engine.views import SavedProject
+from clstudio.gui.identity import app_icon
 from clstudio.gui.panels.classify import ClassifyPanel
 from clstudio.gui.panels.curves import CurvesPanel
 from clstudio.gui.panels.drilldown import DrillDownDialog
 from clstudio.gui.panels.forgetting import ForgettingPanel
 from clstudio.gui.panels.matrix import MatrixPanel
+from clstudio.gui.panels.new_project import NewProjectChoice, NewProjectDialog
 from clstudio.gui.panels.preflight import PreflightDialog
 from clstudio.gui.panels.sparsity import SparsityPanel
 from clstudio.gui.panels.tasks import TasksPanel
@@ -57,6 +61,26 @@ def settings() -> QSettings:
     return QSettings(str(config_dir() / "gui.ini"), QSettings.Format.IniFormat)
 
 
+RECENT_MAX = 8  # File ▸ Open recent: enough to cover the projects a person switches between
+
+
+def remember_project(folder: Path) -> None:
+    """The project just opened becomes the last one and the first of the recent ones."""
+    s = settings()
+    folder_s = str(Path(folder).resolve())
+    recent = [f for f in (s.value("recent_projects") or []) if f != folder_s]
+    s.setValue("recent_projects", [folder_s, *recent][:RECENT_MAX])
+    s.setValue("last_project", folder_s)
+    s.sync()
+
+
+def recent_projects() -> list[Path]:
+    """Recent projects that still exist, newest first."""
+    value = settings().value("recent_projects") or []
+    value = [value] if isinstance(value, str) else list(value)  # QSettings' INI reads a 1-list as a string
+    return [Path(f) for f in value if (Path(f) / "project.json").exists()]
+
+
 def log_file() -> Path:
     return log_dir() / "clstudio.log"
 
@@ -64,15 +88,17 @@ def log_file() -> Path:
 class MainWindow(QMainWindow):
     def __init__(self, project_folder: Path) -> None:
         super().__init__()
+        self.setWindowIcon(app_icon())  # also where the app did not set it (tests, embedding)
         self.jobs = JobRunner(self)
         self.session = Session(project_folder)
         self._dirty = False
         # Hooks that tests replace; by default they ask the person.
         self.confirm_preflight: Callable[[ScanReport], str | None] = self._ask_preflight
         self.confirm_close: Callable[[], bool] = self._ask_close
+        self.ask_new_project: Callable[[], NewProjectChoice | None] = self._ask_new_project
 
         self.tasks = TasksPanel()
-        self.train = TrainPanel(device_label(resolve_device("auto")))
+        self.train = TrainPanel(device_label(self.device()))
         self.curves = CurvesPanel()
         self.matrix = MatrixPanel()
         self.forgetting = ForgettingPanel()
@@ -100,6 +126,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Ready")
 
         self.tasks.add_requested.connect(self.add_task_dialog)
+        self.tasks.demo_requested.connect(self.try_demo)
         self.train.start_requested.connect(self.start_training)
         self.train.pause_requested.connect(self.pause_training)
         self.train.cancel_requested.connect(self.cancel_training)
@@ -112,6 +139,7 @@ class MainWindow(QMainWindow):
         self.refresh_timer.timeout.connect(self._refresh_if_dirty)
         self.refresh_timer.start()
         self._restore_geometry()
+        remember_project(project_folder)
         self.render_all()
 
     # --- menus -------------------------------------------------------------------------------------------
@@ -128,6 +156,9 @@ class MainWindow(QMainWindow):
             action.setShortcut(shortcut)
             action.triggered.connect(slot)
             file_menu.addAction(action)
+            if slot == self.open_project_dialog:
+                self.recent_menu = file_menu.addMenu("Open &recent")
+                self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         task_menu = self.task_menu = self.menuBar().addMenu("&Task")
         self.export_action = QAction("&Export model…", self)
         self.export_action.setStatusTip("Save one task's model as ONNX or TorchScript, with a JSON file of its classes")
@@ -236,25 +267,63 @@ class MainWindow(QMainWindow):
         except CLStudioError as e:
             self.show_error(str(e))
             return
-        settings().setValue("last_project", str(folder))
+        remember_project(folder)
         self.render_all()
 
     def new_project_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "New project: choose an empty folder")
-        if folder and not self.jobs.running("setup"):
-            # Building the backbone takes seconds: off the GUI thread.
-            self.statusBar().showMessage(f"Creating a project in {folder}…")
-            self.jobs.start(
-                "setup",
-                create_project_job(Path(folder)),
-                on_done=lambda _: self.open_project(Path(folder)),
-                on_failed=self.show_error,
-            )
+        if self.jobs.running("setup"):
+            return
+        choice = self.ask_new_project()
+        if choice is None:
+            return
+        settings().setValue("device", choice.device)
+        self.train.device.setText(f"Device: {device_label(self.device())}")
+        # Building the backbone takes seconds: off the GUI thread.
+        self.statusBar().showMessage(f"Creating the project {choice.folder}…")
+        self.jobs.start(
+            "setup",
+            create_project_job(choice.folder, choice.strategy, choice.backbone, choice.preset, choice.weights_file),
+            on_done=lambda _: self.open_project(choice.folder),
+            on_failed=self.show_error,
+        )
+
+    def _ask_new_project(self) -> NewProjectChoice | None:
+        dialog = NewProjectDialog(projects_dir(), self)
+        return dialog.choice() if dialog.exec() == QDialog.DialogCode.Accepted else None
 
     def open_project_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a CL Studio project folder")
         if folder:
             self.open_project(Path(folder))
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for folder in recent_projects():
+            if folder == self.session.folder.resolve():
+                continue
+            action = self.recent_menu.addAction(f"{folder.name}  —  {folder.parent}")
+            action.triggered.connect(lambda _=False, f=folder: self.open_project(f))
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("No other project yet").setEnabled(False)
+
+    def device(self) -> str:
+        """The device the person chose (New project ▸ Train on); auto where that GPU is not here any more."""
+        chosen = str(settings().value("device", "auto"))
+        try:
+            return resolve_device(chosen)
+        except CLStudioError:
+            return resolve_device("auto")
+
+    def try_demo(self) -> None:
+        """The empty state's "Try with demo data": two small generated tasks, added like dropped folders."""
+        demo = data_dir() / "demo"
+        self.statusBar().showMessage("Making the demo images…")
+        self.jobs.start(
+            "demo",
+            lambda _worker: [str(f) for f in make_demo(demo)],
+            on_done=lambda folders: self.handle_dropped([Path(f) for f in folders]),
+            on_failed=self.show_error,
+        )
 
     # --- adding tasks ------------------------------------------------------------------------------------
     def add_task_dialog(self) -> None:
@@ -350,7 +419,7 @@ class MainWindow(QMainWindow):
             return
         self.jobs.start(
             "train",
-            train_job(self.session.folder, names),
+            train_job(self.session.folder, names, self.device()),
             on_done=self._training_ended,
             on_failed=self._training_failed,
             on_cancelled=self._training_ended,
@@ -474,7 +543,7 @@ class MainWindow(QMainWindow):
         s = settings()
         s.setValue("geometry", self.saveGeometry())
         s.setValue("splitter", self.splitter.saveState())
-        s.setValue("last_project", str(self.session.folder))
         s.sync()
+        remember_project(self.session.folder)
         self.refresh_timer.stop()
         event.accept()

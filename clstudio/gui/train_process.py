@@ -34,7 +34,9 @@ class TrainingProcessError(CLStudioError):
         self.child_traceback = child_traceback
 
 
-def _child(folder: str, names: list[str], out: Any, cancel_event: Any, running_event: Any) -> None:
+def _child(
+    folder: str, names: list[str], out: Any, cancel_event: Any, running_event: Any, device: str = "auto"
+) -> None:
     import torch
 
     from clstudio.engine.project import Project
@@ -43,7 +45,7 @@ def _child(folder: str, names: list[str], out: Any, cancel_event: Any, running_e
     # Leave a core to the UI: with every core busy in torch, the window's process gets too little CPU.
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     try:
-        project = Project.open(Path(folder))
+        project = Project.open(Path(folder), device=device)
         done = []
         for name in names:
             # The app always continues an interrupted task (a crash should cost at most one epoch).
@@ -60,14 +62,16 @@ def _child(folder: str, names: list[str], out: Any, cancel_event: Any, running_e
         out.put(("failed", (f"{type(e).__name__}: {e}", traceback.format_exc())))
 
 
-def train_in_child(worker: Any, folder: Path, names: list[str]) -> list[str]:
+def train_in_child(worker: Any, folder: Path, names: list[str], device: str = "auto") -> list[str]:
     """Run in the worker's thread: start the child, relay until it ends, return or raise like the engine."""
     ctx = mp.get_context("spawn")  # never fork a process that runs Qt threads
     messages = ctx.Queue()
     cancel_event, running_event = ctx.Event(), ctx.Event()
     running_event.set()
     child = ctx.Process(
-        target=_child, args=(str(folder), names, messages, cancel_event, running_event), name="clstudio-train"
+        target=_child,
+        args=(str(folder), names, messages, cancel_event, running_event, device),
+        name="clstudio-train",
     )
     child.daemon = True  # dies with the app if the app itself is killed
     child.start()

@@ -183,14 +183,14 @@ class _Relay(QObject):
         self.runner._finish(self.kind, self._cancelled)
 
 
-def train_job(project_folder: Path, task_names: list[str]) -> Callable[[Worker], list[str]]:
+def train_job(project_folder: Path, task_names: list[str], device: str = "auto") -> Callable[[Worker], list[str]]:
     """Trains the given tasks in order in a child process (see train_process: the GUI never holds a model,
     and torch's GIL-holding work can never stall the window)."""
 
     def run(worker: Worker) -> list[str]:
         from clstudio.gui.train_process import train_in_child
 
-        return train_in_child(worker, project_folder, task_names)
+        return train_in_child(worker, project_folder, task_names, device)
 
     return run
 
@@ -232,13 +232,19 @@ def export_model_job(project_folder: Path, task: str, fmt: str, out: Path) -> Ca
     return run
 
 
-def create_project_job(folder: Path) -> Callable[[Worker], Any]:
-    """A new project with the default strategy and backbone (building the backbone takes seconds)."""
+def create_project_job(
+    folder: Path,
+    strategy: str = "clr",
+    backbone: str | None = None,
+    preset: str | None = None,
+    weights_file: str | None = None,
+) -> Callable[[Worker], Any]:
+    """A new project (building the backbone takes seconds); with no choices, the default strategy and backbone."""
 
     def run(worker: Worker) -> str:
         from clstudio.engine.project import Project
 
-        Project.create(folder)
+        Project.create(folder, strategy=strategy, backbone=backbone, preset=preset, backbone_weights_file=weights_file)
         return str(folder)
 
     return run

@@ -12,6 +12,7 @@ DROP_HINT = "Drop a folder of images here — one subfolder per class — to add
 
 class TasksPanel(QWidget):
     add_requested = Signal()
+    demo_requested = Signal()  # the empty state's "Try with demo data"
 
     def __init__(self) -> None:
         super().__init__()
@@ -29,11 +30,15 @@ class TasksPanel(QWidget):
         self.add_button = QPushButton("Add task…")
         self.add_button.setToolTip("Choose a folder with one subfolder per class (you can also drop folders here)")
         self.add_button.clicked.connect(self.add_requested)
+        self.demo_button = QPushButton("Try with demo data")
+        self.demo_button.setToolTip("Adds two small generated tasks (shapes, colours) to this project, to try the app")
+        self.demo_button.clicked.connect(self.demo_requested)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.hint)
         layout.addWidget(self.add_button)
+        layout.addWidget(self.demo_button)
 
     def show_data(self, state: ProjectView, training: str | None = None, queued: list[str] | None = None) -> None:
         self.list.clear()
@@ -51,6 +56,7 @@ class TasksPanel(QWidget):
         for name in queued or []:
             self.list.addItem(QListWidgetItem(f"{name}\n   queued: added when the current training ends"))
         self.hint.setText(DROP_HINT if not state.tasks else "Drop more folders here to add tasks")
+        self.demo_button.setVisible(not state.tasks and not queued)  # only on the empty state
 
     def task_names(self) -> list[str]:
         return [self.list.item(i).text().split("\n")[0] for i in range(self.list.count())]
