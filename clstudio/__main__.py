@@ -8,6 +8,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["app"]:  # `clstudio app [PROJECT]`: what clstudio-gui does, for a bundle's one executable
+        from clstudio.gui.app import run_app
+
+        return run_app(["clstudio-gui", *argv[1:]])
     if not argv:
         if sys.platform.startswith("linux") and not (
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")

@@ -42,6 +42,8 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
         sp.set_defaults(func=commands[name])
         return sp
 
+    # Handled in __main__ before this parser (it needs Qt); listed here so --help shows it.
+    sub.add_parser("app", help="open the desktop app (as clstudio-gui does): clstudio app [PROJECT]")
     t = command("train", "add tasks (folders of class subfolders) and train every untrained task")
     project_arg(t)
     t.add_argument("--task", action="append", metavar="FOLDER", help="a folder with one subfolder per class; repeat")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -115,6 +115,11 @@ class MainWindow(QMainWindow):
             (self.classify, "Classify"),
         ):
             self.tabs.addTab(panel, title)
+            key = f"Ctrl+{self.tabs.count()}"  # Ctrl+1 … Ctrl+7: the tabs in order, as in browsers
+            QShortcut(QKeySequence(key), self, lambda p=panel: self.tabs.setCurrentWidget(p))
+            self.tabs.setTabToolTip(self.tabs.count() - 1, f"{title} ({key})")
+        for key, button in self.train.keys.items():
+            QShortcut(QKeySequence(key), self, lambda b=button: b.click() if b.isEnabled() else None)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.tasks)
         self.splitter.addWidget(self.tabs)
@@ -230,9 +235,18 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"CL Studio — {self.session.folder.name}")
         self.tasks.show_data(view, self.training, self.session.queued_names)
         self.train.show_project(view.strategy_name, view.config, locked=bool(view.trained_tasks()))
-        self.train.set_running(self.training is not None, can_start=bool(view.pending_tasks()))
+        self.train.set_running(self.training is not None, bool(view.pending_tasks()), self._why_no_start(view))
         self.curves.show_data(self.session.curves)
         self._render_results()
+
+    def _why_no_start(self, view: Any) -> str:
+        if self.jobs.running("scan") or self.session.queued_names:
+            return "Reading the folders you added…"
+        if not view.tasks:
+            return "Add a task first: drop a folder of images (one subfolder per class), or Try with demo data."
+        if not view.pending_tasks():
+            return "Every task is trained. Drop another folder to teach the model a new task."
+        return ""
 
     def _render_results(self) -> None:
         view = self.session.view

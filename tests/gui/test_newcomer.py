@@ -119,3 +119,49 @@ def test_clstudio_gui_opens_the_project_given_and_refuses_a_folder_that_is_not_o
     monkeypatch.setattr(QApplication, "exec", staticmethod(exec_and_close))
     assert gui_app.run_app(["clstudio-gui", str(folder)]) == 0
     assert shown == [(folder.resolve(), APP_ID)]
+
+
+def test_the_smoke_mode_adds_a_task_trains_it_through_start_and_quits(qtbot, tmp_path, capsys):
+    """What packaging/smoke.sh runs in the built app, here unbundled: the same window, Start, child process."""
+    from clstudio.engine.data.synthetic import make_demo
+    from clstudio.gui import app as gui_app
+
+    folder = Project.create(tmp_path / "p", backbone="tiny", config={"epochs": 2}).folder
+    _shapes, colours = make_demo(tmp_path / "demo", per_class=12)
+    argv = ["clstudio-gui", str(folder), "--smoke-train", str(colours), "--quit-after", "0.2"]
+    assert gui_app.run_app(argv) == 0
+    assert "1 task(s) trained" in capsys.readouterr().out
+    assert [t["name"] for t in Project.open(folder).trained_tasks()] == ["colours"]
+
+
+def test_start_says_why_it_is_disabled_and_runs_have_keys(qtbot, window, folders):
+    from PySide6.QtCore import Qt
+
+    hint = window.train.start_hint
+    assert not window.train.start.isEnabled() and "Add a task first" in hint.text() and not hint.isHidden()
+    assert window.train.keys == {"F5": window.train.start, "F6": window.train.pause, "Shift+F5": window.train.cancel}
+    qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.curves
+    window.confirm_preflight = lambda report: report.name
+    window.handle_dropped([folders["stripes"]])
+    qtbot.waitUntil(lambda: len(window.session.tasks) == 1 and not window.jobs.busy, timeout=20000)
+    assert window.train.start.isEnabled() and hint.isHidden()
+    qtbot.keyClick(window, Qt.Key.Key_F5)  # from the curves tab: the key starts training, as the button does
+    qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=120000)
+    assert window.session.view.trained_names() == ["stripes"]
+    assert not window.train.start.isEnabled() and "Every task is trained" in hint.text()
+
+
+def test_the_epoch_bar_is_honest_while_validating_and_the_eta_stays(qtbot):
+    from clstudio.engine import events as ev
+    from clstudio.gui.panels.train import TrainPanel
+
+    panel = TrainPanel("cpu")
+    qtbot.addWidget(panel)
+    panel.on_event(ev.TaskStarted(task="t", epochs=4, steps=5, device="cpu"))
+    panel.on_event(ev.StepProgress(task="t", epoch=1, step=3, steps=5, loss=1.0, images_per_s=50, eta_s=30))
+    assert panel.epoch_bar.maximum() == 5 and "task ETA" in panel.status.text()
+    panel.on_event(ev.StepProgress(task="t", epoch=1, step=5, steps=5, loss=1.0, images_per_s=50, eta_s=25))
+    assert panel.epoch_bar.maximum() == 0 and "evaluating" in panel.status.text()  # busy, not "full"
+    panel.on_event(ev.EpochEnded("t", 1, 4, 1.0, 0.5, 0.5, 1, 1e-3, 0))
+    assert panel.epoch_bar.maximum() == 5 and "task ETA" in panel.status.text()

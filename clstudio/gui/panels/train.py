@@ -119,6 +119,14 @@ class TrainPanel(QWidget):
         self.pause = QPushButton("Pause")
         self.pause.setCheckable(True)
         self.cancel = QPushButton("Cancel")
+        # The keys of a run in IDEs: F5 starts, F6 pauses / resumes, Shift+F5 stops. The window binds them,
+        # so they work from every tab (a button's own shortcut works only while it is visible).
+        self.keys = {"F5": self.start, "F6": self.pause, "Shift+F5": self.cancel}
+        for key, button in self.keys.items():
+            button.setToolTip(f"{button.text()} ({key})")
+        self.start_hint = QLabel()  # why Start is greyed out, in words
+        self.start_hint.setWordWrap(True)
+        self.start_hint.setEnabled(False)
         self.task_bar = QProgressBar()
         self.epoch_bar = QProgressBar()
         self.status = QLabel("Idle")
@@ -126,6 +134,8 @@ class TrainPanel(QWidget):
         self._locked = False
         self._running = False
         self._task_started = 0.0
+        self._steps = 1
+        self._epochs_before = 0  # epochs done before this run of the task (a resumed task)
 
         top = QGroupBox("Strategy")
         tl = QVBoxLayout(top)
@@ -144,6 +154,7 @@ class TrainPanel(QWidget):
             buttons.addWidget(b)
         rl.addWidget(self.device)
         rl.addLayout(buttons)
+        rl.addWidget(self.start_hint)
         rl.addWidget(QLabel("Epoch"))
         rl.addWidget(self.epoch_bar)
         rl.addWidget(QLabel("Task"))
@@ -181,9 +192,12 @@ class TrainPanel(QWidget):
         note = " Fixed: this project has trained tasks (new project to change)." if self._locked else ""
         self.strategy_note.setText(desc + note)
 
-    def set_running(self, running: bool, can_start: bool = True) -> None:
+    def set_running(self, running: bool, can_start: bool = True, why_not: str = "") -> None:
+        """``why_not``: what the person must do before Start can be pressed (shown under the buttons)."""
         self._running = running
         self.start.setEnabled(not running and can_start)
+        self.start_hint.setText("" if self.start.isEnabled() or running else why_not)
+        self.start_hint.setVisible(bool(self.start_hint.text()))
         self.pause.setEnabled(running)
         self.cancel.setEnabled(running)
         if not running:
@@ -201,6 +215,7 @@ class TrainPanel(QWidget):
         if isinstance(e, ev.TaskStarted):
             self._task_started = time.monotonic()
             self._epochs, self._steps = e.epochs, e.steps
+            self._epochs_before = 0
             self.task_bar.setRange(0, e.epochs * max(e.steps, 1))
             self.task_bar.setValue(0)
             self.epoch_bar.setRange(0, max(e.steps, 1))
@@ -211,15 +226,26 @@ class TrainPanel(QWidget):
             self.epoch_bar.setValue(e.step)
             self.task_bar.setValue((e.epoch - 1) * e.steps + e.step)
             epoch_eta = (e.steps - e.step) * e.eta_s / max(1, self.task_bar.maximum() - self.task_bar.value())
+            if e.step == e.steps:  # the epoch's last batch: validation runs now, with no step events
+                self.epoch_bar.setRange(0, 0)  # a busy bar, not a full one that seems stuck
+                self.status.setText(
+                    f"'{e.task}': epoch {e.epoch} · evaluating on the validation images… · "
+                    f"task ETA {format_duration(e.eta_s)}"
+                )
+                return
             self.status.setText(
                 f"'{e.task}': epoch {e.epoch}, step {e.step}/{e.steps} · loss {format_loss(e.loss)} · "
                 f"{e.images_per_s:.0f} images/s · epoch ETA {format_duration(epoch_eta)} · "
                 f"task ETA {format_duration(e.eta_s)}"
             )
         elif isinstance(e, ev.EpochEnded):
+            self.epoch_bar.setRange(0, max(self._steps, 1))
+            self.epoch_bar.setValue(self.epoch_bar.maximum())
+            # The ETA stays on screen between epochs: the time per epoch so far, times the epochs left.
+            per_epoch = (time.monotonic() - self._task_started) / max(e.epoch - self._epochs_before, 1)
             self.status.setText(
                 f"'{e.task}': epoch {e.epoch}/{e.epochs} done · val acc {e.val_acc:.1%} (best {e.best_val_acc:.1%}, "
-                f"epoch {e.best_epoch})"
+                f"epoch {e.best_epoch}) · task ETA {format_duration(per_epoch * (e.epochs - e.epoch))}"
             )
         elif isinstance(e, ev.TaskFinished):
             self.task_bar.setValue(self.task_bar.maximum())
@@ -229,6 +255,7 @@ class TrainPanel(QWidget):
         elif isinstance(e, ev.TaskResumed):
             self.status.setText(f"Continuing '{e.task}' after epoch {e.from_epoch} (it was interrupted).")
             self.task_bar.setValue(e.from_epoch * max(self._steps, 1))
+            self._epochs_before = e.from_epoch
         elif isinstance(e, ev.Paused):
             self.status.setText(f"Paused '{e.task}'. The model stays loaded; Resume continues from this batch.")
         elif isinstance(e, ev.Cancelled):
