@@ -4,7 +4,8 @@
 
 Writes docs/screenshots/*.png: a CLR run (01-09), a SparCL run (10-13) and classify without choosing the task
 (14-16: Auto with "none of my tasks", a folder in the table, Task ▸ Export model), and under the numbers
-(18-22: a fine-tune run's drill-down and forgetting timeline, a CLR run's proof badge and proof). Uses a throw-away
+(18-22: a fine-tune run's drill-down and forgetting timeline, a CLR run's proof badge and proof), and a first
+start (23-24: the empty state, File ▸ New project). Uses a throw-away
 CLSTUDIO_HOME, so your own projects are untouched.
 """
 
@@ -182,6 +183,20 @@ def proof_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
     sh.shot("22-forgetting-proof-clr", w)
 
 
+def newcomer_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
+    """23-24: the empty state (why Start is disabled, Try with demo data) and File ▸ New project."""
+    from clstudio.gui.panels.new_project import NewProjectDialog
+
+    w.tabs.setCurrentWidget(w.train)
+    sh.shot("23-empty-state-start-disabled", w)
+    dialog = NewProjectDialog(w.session.folder.parent, w)
+    dialog.name.setText("birds")
+    dialog.backbone.setCurrentIndex(dialog.backbone.findData("resnet50"))
+    dialog.show()
+    sh.shot("24-new-project", dialog)
+    dialog.close()
+
+
 def trained(project: Any, folders: list[Path]) -> Any:
     for folder in folders:
         project.add_task(folder)
@@ -193,7 +208,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backbone", default="efficientnet_lite0", help="the CLR run's backbone")
     ap.add_argument("--epochs", type=int, default=15, help="the CLR run's epochs (6 is too few for the demo)")
-    ap.add_argument("--only", choices=["clr", "sparcl", "classify", "results"], help="shoot one run only")
+    ap.add_argument("--only", choices=["clr", "sparcl", "classify", "results", "newcomer"], help="shoot one run only")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="clstudio-shots-"))
     os.environ["CLSTUDIO_HOME"] = str(home)
@@ -220,6 +235,8 @@ def main() -> int:
     if args.only in (None, "classify"):
         p = Project.create(home / "classify", backbone=args.backbone, config={"epochs": 3})
         runs.append((classify_run, trained(p, [shapes, colours])))
+    if args.only in (None, "newcomer"):
+        runs.append((newcomer_run, Project.create(home / "first", backbone=args.backbone)))
     if args.only in (None, "results"):
         # lr 0.01 on the shared weights: fine-tune forgets some of shapes while it learns colours
         p = Project.create(

@@ -67,7 +67,7 @@ class NewProjectDialog(QDialog):
             self.backbone.addItem(description.split(" (")[0], name)
         self.backbone_note = QLabel()
         self.weights = QLineEdit()
-        self.weights.setPlaceholderText("optional: your torchvision ResNet weights file (.pth)")
+        self.weights.setPlaceholderText("your torchvision ResNet weights file (.pth); empty: downloaded once")
         weights_browse = QPushButton("Browse…")
         weights_browse.clicked.connect(self._browse_weights)
         self.weights_row = QWidget()
@@ -108,7 +108,7 @@ class NewProjectDialog(QDialog):
         self.place.textChanged.connect(self._update)
         self.weights.textChanged.connect(self._update)
         self._strategy_changed()
-        self.resize(620, 0)
+        self.setMinimumWidth(640)
 
     def choice(self) -> NewProjectChoice:
         weights = self.weights.text().strip() if self.backbone.currentData() in OWN_WEIGHTS else ""
@@ -167,6 +167,7 @@ class NewProjectDialog(QDialog):
         problem = self.problem()
         self.path_note.setText(problem or f"The project will be the folder {self.folder()}")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(problem is None)
+        self.adjustSize()  # the notes change length: the dialog grows rather than clipping them
 
     def _browse_place(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Where to save the project", self.place.text())
