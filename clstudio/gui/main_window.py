@@ -29,7 +29,7 @@ from clstudio.engine.data.synthetic import make_demo
 from clstudio.engine.device import device_label, resolve_device
 from clstudio.engine.errors import CLStudioError
 from clstudio.engine.paths import config_dir, data_dir, log_dir, projects_dir
-from clstudio.engine.views import SavedProject
+from clstudio.engine.views import ProjectView, SavedProject
 from clstudio.gui.identity import app_icon
 from clstudio.gui.panels.classify import ClassifyPanel
 from clstudio.gui.panels.curves import CurvesPanel
@@ -64,21 +64,23 @@ def settings() -> QSettings:
 RECENT_MAX = 8  # File ▸ Open recent: enough to cover the projects a person switches between
 
 
+def _recent(s: QSettings) -> list[str]:
+    value = s.value("recent_projects") or []
+    return [value] if isinstance(value, str) else [str(v) for v in value]  # INI reads a 1-list as a string
+
+
 def remember_project(folder: Path) -> None:
     """The project just opened becomes the last one and the first of the recent ones."""
     s = settings()
     folder_s = str(Path(folder).resolve())
-    recent = [f for f in (s.value("recent_projects") or []) if f != folder_s]
-    s.setValue("recent_projects", [folder_s, *recent][:RECENT_MAX])
+    s.setValue("recent_projects", [folder_s, *(f for f in _recent(s) if f != folder_s)][:RECENT_MAX])
     s.setValue("last_project", folder_s)
     s.sync()
 
 
 def recent_projects() -> list[Path]:
     """Recent projects that still exist, newest first."""
-    value = settings().value("recent_projects") or []
-    value = [value] if isinstance(value, str) else list(value)  # QSettings' INI reads a 1-list as a string
-    return [Path(f) for f in value if (Path(f) / "project.json").exists()]
+    return [Path(f) for f in _recent(settings()) if (Path(f) / "project.json").exists()]
 
 
 def log_file() -> Path:
@@ -239,7 +241,7 @@ class MainWindow(QMainWindow):
         self.curves.show_data(self.session.curves)
         self._render_results()
 
-    def _why_no_start(self, view: Any) -> str:
+    def _why_no_start(self, view: ProjectView) -> str:
         if self.jobs.running("scan") or self.session.queued_names:
             return "Reading the folders you added…"
         if not view.tasks:
@@ -330,6 +332,8 @@ class MainWindow(QMainWindow):
 
     def try_demo(self) -> None:
         """The empty state's "Try with demo data": two small generated tasks, added like dropped folders."""
+        if self.jobs.running("demo"):
+            return
         demo = data_dir() / "demo"
         self.statusBar().showMessage("Making the demo images…")
         self.jobs.start(

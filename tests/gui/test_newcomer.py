@@ -165,3 +165,12 @@ def test_the_epoch_bar_is_honest_while_validating_and_the_eta_stays(qtbot):
     assert panel.epoch_bar.maximum() == 0 and "evaluating" in panel.status.text()  # busy, not "full"
     panel.on_event(ev.EpochEnded("t", 1, 4, 1.0, 0.5, 0.5, 1, 1e-3, 0))
     assert panel.epoch_bar.maximum() == 5 and "task ETA" in panel.status.text()
+
+
+def test_recent_projects_keep_their_order_across_three_opens(tmp_path):
+    from clstudio.gui.main_window import recent_projects, remember_project
+
+    folders = [Project.create(tmp_path / n, backbone="tiny").folder.resolve() for n in ("a", "b", "c")]
+    for f in (folders[0], folders[1], folders[0], folders[2]):
+        remember_project(f)  # the first call stores a one-item list, which the INI file reads back as a string
+    assert recent_projects()[:3] == [folders[2], folders[0], folders[1]]
