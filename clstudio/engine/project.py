@@ -67,7 +67,12 @@ class Project(ProjectView):
         )
         project = cls(ProjectStore.create(Path(folder).expanduser(), doc, anchor), device)
         project._strategy = assemble.build_strategy(project.store, project.device, bb)
+        project._record_footprint()
         return project
+
+    def _record_footprint(self) -> None:
+        self.doc["strategy"]["per_task"] = self.strategy.per_task_footprint()
+        self.store.save()
 
     @classmethod
     def open(cls, folder: str | Path, device: str = "auto") -> Project:
@@ -86,6 +91,7 @@ class Project(ProjectView):
         self.store.save()
         self._strategy = self._method = None
         self._anchor_cache.clear()  # a new image size gives other features
+        self._record_footprint()  # builds the new strategy: what its tasks will add
 
     # --- read-only views: ProjectView ------------------------------------------------------------------
     @property

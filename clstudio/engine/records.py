@@ -20,6 +20,7 @@ class StrategySpec(TypedDict):
     name: str
     preset: str | None
     config: dict[str, Any]  # the strategy's config dataclass as a dict
+    per_task: NotRequired[dict[str, int]]  # params / bytes each task adds besides its head (the app's blurb)
 
 
 class TaskEntry(TypedDict):

@@ -13,6 +13,7 @@ from typing import Any
 from clstudio.engine import metrics, per_class, report
 from clstudio.engine.data.scan import MIN_EVAL_PER_CLASS
 from clstudio.engine.errors import ProjectError
+from clstudio.engine.models.backbones import list_backbones
 from clstudio.engine.records import ProjectDoc, TaskEntry, TaskIndex
 from clstudio.engine.store import ProjectStore
 from clstudio.engine.strategies.registry import get_strategy_class
@@ -46,6 +47,29 @@ class ProjectView:
     @property
     def doc(self) -> ProjectDoc:
         return self.store.doc
+
+    def strategy_blurb(self) -> str:
+        """What each task costs on this project's backbone, measured on the strategy as built (the app shows
+        it under the method's description)."""
+        spec = self.doc["backbone"]
+        backbone = list_backbones().get(spec["name"], spec["name"]).split(" (")[0].split(",")[0]
+        if self.class_incremental:
+            buffer = self.config.get("buffer_size")
+            return f"One shared {backbone} for every task, a head that grows with the classes" + (
+                f", and a replay buffer of {buffer} images." if buffer else "."
+            )
+        footprint, backbone_params = self.doc["strategy"].get("per_task"), spec.get("params")
+        if not footprint or not backbone_params:
+            return ""
+        if footprint.get("shared_params"):
+            return f"Every task trains all of {backbone} and its own head: earlier tasks drift (it forgets)."
+        if footprint["params"] == 0:
+            return f"Each task adds only its own linear head; {backbone} stays as it is."
+        share = footprint["params"] / backbone_params
+        return (
+            f"Each task adds {share:.1%} of {backbone} ({footprint['params']:,} values, "
+            f"{footprint['bytes'] / 1024:.0f} KB) plus its head; {backbone} itself never changes."
+        )
 
     @property
     def strategy_name(self) -> str:

@@ -236,7 +236,13 @@ class MainWindow(QMainWindow):
         view = self.session.view
         self.setWindowTitle(f"CL Studio — {self.session.folder.name}")
         self.tasks.show_data(view, self.training, self.session.queued_names)
-        self.train.show_project(view.strategy_name, view.config, locked=bool(view.trained_tasks()))
+        self.train.show_project(
+            view.strategy_name,
+            view.config,
+            locked=bool(view.trained_tasks()),
+            image_size=view.doc["preprocessing"].get("image_size"),
+            blurb=view.strategy_blurb(),
+        )
         self.train.set_running(self.training is not None, bool(view.pending_tasks()), self._why_no_start(view))
         self.curves.show_data(self.session.curves)
         self._render_results()

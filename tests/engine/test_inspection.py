@@ -211,3 +211,12 @@ def test_report_is_one_self_contained_file_a_browser_renders(clr, finetune, tmp_
     pixels = Image.open(png).convert("L")
     lo, hi = pixels.getextrema()
     assert pixels.size == (1000, 1400) and hi - lo > 100  # drawn: text and heatmap cells, not a blank page
+
+
+def test_the_per_task_footprint_is_what_a_trained_task_trains_besides_its_head(clr, finetune):
+    footprint = clr.doc["strategy"]["per_task"]
+    for t in clr.trained_tasks():
+        head = (32 + 1) * len(t["classes"])  # the tiny backbone's 32 features, a bias per class
+        assert t["trainable_params"] == footprint["params"] + head
+    assert footprint["bytes"] > footprint["params"] * 4  # BN running statistics are stored too
+    assert finetune.doc["strategy"]["per_task"]["shared_params"] == finetune.doc["backbone"]["params"]

@@ -237,6 +237,20 @@ class Strategy:
         for p in self.trainable_parameters():
             p.requires_grad_(True)
 
+    def per_task_footprint(self) -> dict[str, int]:
+        """What each task keeps of its own besides its head (which grows with its classes): the feature
+        tensors ``activate_task`` swaps — CLR's adapters and BatchNorm, nothing for the probe. ``params``
+        counts learnable values, ``bytes`` everything stored (running statistics too); ``shared_params``
+        what every task trains in common (fine-tune: the whole backbone)."""
+        names = set(self.task_feature_names())
+        learnable = {k for k, _ in self.features.named_parameters()}
+        sd = self.features.state_dict()
+        return {
+            "params": sum(sd[k].numel() for k in names if k in learnable),
+            "bytes": sum(sd[k].numel() * sd[k].element_size() for k in names),
+            "shared_params": sum(sd[k].numel() for k in self.shared_feature_names() if k in learnable),
+        }
+
     def count_trainable(self) -> int:
         params = list(self.features.parameters()) + (list(self.head.parameters()) if self.head else [])
         return sum(p.numel() for p in params if p.requires_grad)

@@ -46,7 +46,7 @@ class CLRConfig(TrainConfig):
 @register_strategy
 class CLRStrategy(Strategy):
     name = "clr"
-    description = "CLR: frozen backbone + small per-task reprogramming layers (0.46 % of a ResNet-50). Zero forgetting."
+    description = "CLR: frozen backbone + small per-task reprogramming layers and BatchNorm. Zero forgetting."
     Config = CLRConfig
     PRESETS = {
         # The official recipe (clr.md §3): 60 epochs, StepLR 20/0.1, no augmentation, early stop after 21.

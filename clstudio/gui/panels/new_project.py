@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from clstudio.engine.device import available_devices
 from clstudio.engine.models.backbones import list_backbones
 from clstudio.engine.strategies.registry import get_strategy_class, list_strategies
+from clstudio.gui.panels.setting_views import strategy_title
 
 PRESET_WORDS = {  # what each preset means, in a person's words
     "app": "CL Studio's settings for small folders on an ordinary computer (recommended)",
@@ -58,7 +59,7 @@ class NewProjectDialog(QDialog):
         self.path_note = QLabel()
         self.strategy = QComboBox()
         for name, description in list_strategies().items():
-            self.strategy.addItem(description.split(":")[0].split(" (")[0], name)
+            self.strategy.addItem(strategy_title(description), name)
         self.strategy_note = QLabel()
         self.preset = QComboBox()
         self.preset_note = QLabel()

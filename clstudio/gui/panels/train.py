@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,59 +27,147 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QCollapsible
 
 from clstudio.engine import events as ev
 from clstudio.engine.formatting import format_duration, format_loss
 from clstudio.engine.strategies import get_strategy_class, list_strategies
+from clstudio.gui.panels.setting_views import BASIC, SettingView, strategy_title, view_of
 
 
-class ConfigForm(QWidget):
-    """One editor per config field: spin boxes for numbers, a check box for flags, a combo for choices.
-    Tooltips are the fields' help texts."""
+class ShortFloatSpinBox(QDoubleSpinBox):
+    """A float in its shortest exact form (0.5, 0.001, 1e-05): a learning rate reads as people write it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.form = QFormLayout(self)
-        self.editors: dict[str, tuple[QWidget, type]] = {}
+        self.setDecimals(12)  # the shown text is textFromValue's; this only keeps small values exact
+        self.setRange(0.0, 1e3)
 
-    def build(self, config_cls: type, values: dict[str, Any]) -> None:
-        while self.form.rowCount():
-            self.form.removeRow(0)
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
+        return f"{value:g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        try:
+            float(text)
+        except ValueError:
+            ok = text in ("", ".", "-") or text.lower().endswith(("e", "e-", "e+"))
+            return (QValidator.State.Intermediate if ok else QValidator.State.Invalid, text, pos)
+        return (QValidator.State.Acceptable, text, pos)
+
+
+class ConfigForm(QWidget):
+    """One editor per config field, labelled in words with units (setting_views.py): the Basic ones first,
+    the rest (hardware and rarely touched) under a collapsed Advanced; a setting that does not apply with
+    the others as they are is hidden. Tooltips are the fields' help texts."""
+
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.basic = QFormLayout()
+        self.advanced_form = QFormLayout()
+        advanced_body = QWidget()
+        advanced_body.setLayout(self.advanced_form)
+        self.advanced = QCollapsible("Advanced settings", expandedIcon="▼", collapsedIcon="▶")
+        self.advanced.addWidget(advanced_body)
+        self.advanced.setDuration(0)  # no animation: the form is inside a scroll area
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self.basic)
+        layout.addWidget(self.advanced)
+        layout.addStretch(1)
+        self.editors: dict[str, tuple[QWidget, type]] = {}
+        self._rows: dict[str, tuple[QFormLayout, QWidget]] = {}
+        self.image_size = 224  # the backbone's own input size: what "auto" means for image_size
+
+    def build(self, config_cls: type, values: dict[str, Any], image_size: int | None = None) -> None:
+        if image_size:
+            self.image_size = image_size
+        for form in (self.basic, self.advanced_form):
+            while form.rowCount():
+                form.removeRow(0)
         self.editors.clear()
+        self._rows.clear()
         for f in dataclasses.fields(config_cls):
-            value = values.get(f.name, f.default)
-            kind = type(f.default)
-            choices = f.metadata.get("choices") or ()
-            w: QWidget
-            if kind is bool:
-                box = QCheckBox()
-                box.setChecked(bool(value))
-                w = box
-            elif kind is int:
-                spin = QSpinBox()
-                spin.setRange(0, 1_000_000)
-                spin.setValue(int(value))
-                w = spin
-            elif kind is float:
-                dspin = QDoubleSpinBox()
-                dspin.setDecimals(6)
-                dspin.setRange(0.0, 1e3)
-                if value:
-                    dspin.setSingleStep(10 ** math.floor(math.log10(abs(value))))
-                dspin.setValue(float(value))
-                w = dspin
-            elif choices:
-                combo = QComboBox()
-                combo.addItems(list(choices))
-                combo.setCurrentText(str(value))
-                w = combo
-            else:
-                w = QLineEdit(str(value))
-            w.setToolTip(f.metadata.get("help", ""))
-            label = QLabel(f.name.replace("_", " "))
-            label.setToolTip(f.metadata.get("help", ""))
-            self.form.addRow(label, w)
-            self.editors[f.name] = (w, kind)
+            view = view_of(f.name)
+            w = self._editor(f, view, values.get(f.name, f.default))
+            help_text = f.metadata.get("help", "")
+            w.setToolTip(help_text)
+            label = QLabel(view.label)
+            label.setToolTip(help_text)
+            form = self.basic if view.group == BASIC else self.advanced_form
+            form.addRow(label, w)
+            self.editors[f.name] = (w, type(f.default))
+            self._rows[f.name] = (form, w)
+        self._apply_visibility()
+
+    def _editor(self, f: dataclasses.Field, view: SettingView, value: Any) -> QWidget:
+        kind = type(f.default)
+        choices = f.metadata.get("choices") or ()
+        w: QWidget
+        if kind is bool:
+            box = QCheckBox()
+            box.setChecked(bool(value))
+            box.toggled.connect(self._changed)
+            return box
+        if kind is int:
+            spin = QSpinBox()
+            spin.setRange(0, 1_000_000)
+            if view.special:
+                spin.setSpecialValueText(view.special.format(size=self.image_size))
+            spin.setValue(int(value))
+            spin.valueChanged.connect(self._changed)
+            return spin
+        if kind is float and view.percent:
+            pct = QDoubleSpinBox()
+            pct.setRange(0.0, 100.0)
+            pct.setDecimals(1)
+            pct.setSuffix(" %")
+            if view.special:
+                pct.setSpecialValueText(view.special)
+            pct.setValue(float(value) * 100)
+            pct.valueChanged.connect(self._changed)
+            return pct
+        if kind is float:
+            short = ShortFloatSpinBox()
+            if value:
+                short.setSingleStep(10 ** math.floor(math.log10(abs(value))))
+            short.setValue(float(value))
+            short.valueChanged.connect(self._changed)
+            return short
+        if choices:
+            combo = QComboBox()
+            for choice in choices:
+                combo.addItem(view.choices.get(choice, choice), choice)
+            combo.setCurrentIndex(max(0, combo.findData(str(value))))
+            combo.currentIndexChanged.connect(self._changed)
+            return combo
+        w = QLineEdit(str(value))
+        w.textChanged.connect(self._changed)
+        return w
+
+    def _changed(self, *_args: Any) -> None:
+        self._apply_visibility()
+        self.changed.emit()
+
+    def _apply_visibility(self) -> None:
+        values = self.values()
+        for name, (form, w) in self._rows.items():
+            applies = view_of(name).applies
+            form.setRowVisible(w, applies is None or applies(values))
+        self.advanced.setVisible(self.advanced_form.rowCount() > 0)
+
+    def is_shown(self, name: str) -> bool:
+        """Whether a setting's row is shown (in Basic, or in Advanced when it is expanded)."""
+        form, w = self._rows[name]
+        applies = view_of(name).applies
+        return applies is None or applies(self.values())
 
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -88,9 +177,9 @@ class ConfigForm(QWidget):
             elif isinstance(w, QSpinBox):
                 out[name] = w.value()
             elif isinstance(w, QDoubleSpinBox):
-                out[name] = w.value()
+                out[name] = w.value() / 100 if view_of(name).percent else w.value()
             elif isinstance(w, QComboBox):
-                out[name] = w.currentText()
+                out[name] = w.currentData()
             elif isinstance(w, QLineEdit):
                 out[name] = kind(w.text()) if kind in (int, float, str) else w.text()
         return out
@@ -109,7 +198,7 @@ class TrainPanel(QWidget):
         super().__init__()
         self.strategy = QComboBox()
         for name, desc in list_strategies().items():
-            self.strategy.addItem(name, name)
+            self.strategy.addItem(strategy_title(desc), name)
             self.strategy.setItemData(self.strategy.count() - 1, desc, 3)  # Qt.ToolTipRole
         self.strategy_note = QLabel()
         self.strategy_note.setWordWrap(True)
@@ -133,6 +222,7 @@ class TrainPanel(QWidget):
         self.status.setWordWrap(True)
         self._locked = False
         self._running = False
+        self._project_strategy, self._blurb = "", ""
         self._task_started = 0.0
         self._steps = 1
         self._epochs_before = 0  # epochs done before this run of the task (a resumed task)
@@ -171,12 +261,16 @@ class TrainPanel(QWidget):
         self.cancel.clicked.connect(self.cancel_requested)
         self.set_running(False)
 
-    def show_project(self, strategy: str, config: dict[str, Any], locked: bool) -> None:
+    def show_project(
+        self, strategy: str, config: dict[str, Any], locked: bool, image_size: int | None = None, blurb: str = ""
+    ) -> None:
+        """``blurb``: what each task costs on the project's backbone (engine views), for ``strategy``."""
         self._locked = locked
+        self._project_strategy, self._blurb = strategy, blurb
         self.strategy.blockSignals(True)
         self.strategy.setCurrentIndex(max(0, self.strategy.findData(strategy)))
         self.strategy.blockSignals(False)
-        self.form.build(get_strategy_class(strategy).Config, config)
+        self.form.build(get_strategy_class(strategy).Config, config, image_size)
         self._apply_lock()
 
     def _strategy_changed(self) -> None:
@@ -188,9 +282,11 @@ class TrainPanel(QWidget):
         editable = not self._locked and not self._running
         self.strategy.setEnabled(editable)
         self.form.set_enabled(editable)
-        desc = list_strategies()[self.strategy.currentData()]
-        note = " Fixed: this project has trained tasks (new project to change)." if self._locked else ""
-        self.strategy_note.setText(desc + note)
+        name = self.strategy.currentData()
+        desc = list_strategies()[name]
+        blurb = f" {self._blurb}" if self._blurb and name == self._project_strategy else ""
+        note = " Fixed: this project has trained tasks (File ▸ New project… to change)." if self._locked else ""
+        self.strategy_note.setText(desc + blurb + note)
 
     def set_running(self, running: bool, can_start: bool = True, why_not: str = "") -> None:
         """``why_not``: what the person must do before Start can be pressed (shown under the buttons)."""
