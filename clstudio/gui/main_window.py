@@ -98,6 +98,8 @@ class MainWindow(QMainWindow):
         self.confirm_preflight: Callable[[ScanReport], str | None] = self._ask_preflight
         self.confirm_close: Callable[[], bool] = self._ask_close
         self.ask_new_project: Callable[[], NewProjectChoice | None] = self._ask_new_project
+        self.confirm_remove: Callable[[str], bool] = self._ask_remove
+        self.ask_task_name: Callable[[str], str | None] = self._ask_task_name
 
         self.tasks = TasksPanel()
         self.train = TrainPanel(device_label(self.device()))
@@ -134,6 +136,9 @@ class MainWindow(QMainWindow):
 
         self.tasks.add_requested.connect(self.add_task_dialog)
         self.tasks.demo_requested.connect(self.try_demo)
+        self.tasks.remove_requested.connect(self.remove_task)
+        self.tasks.rename_requested.connect(self.rename_task)
+        self.tasks.reorder_requested.connect(lambda names: self._edit_tasks(self.session.reorder_tasks, names))
         self.train.start_requested.connect(self.start_training)
         self.train.pause_requested.connect(self.pause_training)
         self.train.cancel_requested.connect(self.cancel_training)
@@ -166,6 +171,12 @@ class MainWindow(QMainWindow):
             if slot == self.open_project_dialog:
                 self.recent_menu = file_menu.addMenu("Open &recent")
                 self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = QAction("&Undo remove", self)
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.undo_action.setEnabled(False)
+        self.undo_action.triggered.connect(self.undo_remove)
+        edit_menu.addAction(self.undo_action)
         task_menu = self.task_menu = self.menuBar().addMenu("&Task")
         self.export_action = QAction("&Export model…", self)
         self.export_action.setStatusTip("Save one task's model as ONNX or TorchScript, with a JSON file of its classes")
@@ -289,6 +300,7 @@ class MainWindow(QMainWindow):
         except CLStudioError as e:
             self.show_error(str(e))
             return
+        self.undo_action.setEnabled(False)  # the removal to undo belonged to the other project
         remember_project(folder)
         self.render_all()
 
@@ -348,6 +360,48 @@ class MainWindow(QMainWindow):
             on_done=lambda folders: self.handle_dropped([Path(f) for f in folders]),
             on_failed=self.show_error,
         )
+
+    # --- editing the waiting tasks -----------------------------------------------------------------------
+    def _edit_tasks(self, fn: Callable[..., Any], *args: Any) -> bool:
+        try:
+            fn(*args)
+        except CLStudioError as e:
+            self.show_error(str(e))
+            self.render_all()  # a refused drag snaps back
+            return False
+        self.render_all()
+        return True
+
+    def remove_task(self, name: str) -> None:
+        if self.confirm_remove(name) and self._edit_tasks(self.session.remove_task, name):
+            self.undo_action.setText(f"&Undo remove '{name}'")
+            self.undo_action.setEnabled(True)
+            self.statusBar().showMessage(f"Removed '{name}' (its images stay where they are). Ctrl+Z brings it back.")
+
+    def undo_remove(self) -> None:
+        self.undo_action.setEnabled(False)
+        self.undo_action.setText("&Undo remove")
+        names: list[str] = []
+        if self._edit_tasks(lambda: names.append(self.session.undo_remove())):
+            self.statusBar().showMessage(f"'{names[0]}' is back in the queue.", 8000)
+
+    def rename_task(self, name: str) -> None:
+        new_name = self.ask_task_name(name)
+        if new_name and new_name != name:
+            self._edit_tasks(self.session.rename_task, name, new_name)
+
+    def _ask_remove(self, name: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Remove task",
+            f"Remove the waiting task '{name}' from this project? Its images stay where they are, and "
+            "Edit ▸ Undo (Ctrl+Z) brings it back.",
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _ask_task_name(self, name: str) -> str | None:
+        new_name, ok = QInputDialog.getText(self, "Rename task", "New name:", text=name)
+        return new_name if ok else None
 
     # --- adding tasks ------------------------------------------------------------------------------------
     def add_task_dialog(self) -> None:

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from clstudio.engine import events as ev
+from clstudio.engine import task_edits
 from clstudio.engine.data.scan import ScanReport
-from clstudio.engine.errors import CLStudioError
+from clstudio.engine.errors import CLStudioError, ProjectError
 from clstudio.engine.project import Project
 from clstudio.engine.records import TaskEntry
+from clstudio.engine.store import ProjectStore
 from clstudio.engine.views import SavedProject
 
 
@@ -65,6 +67,7 @@ class Session:
         self.training: str | None = None  # the task the training process is on, None when idle
         self.scan_queue: list[Path] = []
         self.queued: list[tuple[ScanReport, str]] = []  # accepted while training: added after it
+        self.last_removed: task_edits.RemovedTask | None = None  # what Undo brings back
         self.reload()
 
     @property
@@ -83,8 +86,10 @@ class Session:
         """Re-read project.json and rebuild the curves from history.jsonl."""
         self.view.reload()
         self.curves = Curves()
+        names = {t["name"] for t in self.view.tasks}
         for record in self.view.history():
-            self.curves.apply(record)
+            if "task" not in record or record["task"] in names:  # not the curves of a removed task
+                self.curves.apply(record)
         if self.curves._task_start is not None:  # a run that crashed mid-task: same as cancelled
             self.curves.apply({"event": "Cancelled", "task": self.curves._task_start[0]})
 
@@ -116,6 +121,31 @@ class Session:
         entry = Project.open(self.folder).add_task(report, name=name)  # builds no model: that is lazy
         self.view.reload()
         return f"Added task '{entry['name']}' ({len(entry['classes'])} classes)."
+
+    # --- editing the waiting tasks --------------------------------------------------------------------
+    def _edit(self, fn: Any, *args: Any) -> Any:
+        if self.training is not None:
+            # The training process writes project.json when a task ends: an edit now would be overwritten.
+            raise ProjectError("Training is running: change the waiting tasks when it has ended (or Cancel it).")
+        out = fn(ProjectStore.open(self.folder), *args)
+        self.view.reload()
+        return out
+
+    def remove_task(self, name: str) -> None:
+        """Remove a waiting task; ``undo_remove`` brings the last one removed back."""
+        self.last_removed = self._edit(task_edits.remove_waiting, name)
+
+    def undo_remove(self) -> str:
+        removed, self.last_removed = self.last_removed, None
+        if removed is None:
+            raise ProjectError("Nothing to undo.")
+        return str(self._edit(task_edits.restore_waiting, removed)["name"])
+
+    def rename_task(self, name: str, new_name: str) -> None:
+        self._edit(task_edits.rename_waiting, name, new_name)
+
+    def reorder_tasks(self, names: list[str]) -> None:
+        self._edit(task_edits.reorder_waiting, names)
 
     # --- training ------------------------------------------------------------------------------------
     def can_start(self) -> bool:

@@ -1,18 +1,34 @@
-"""The task list: what has been learned, what waits, and where to drop a new folder."""
+"""The task list: what has been learned, what waits, and where to drop a new folder. Waiting tasks can be
+dragged into another training order, renamed (F2) and removed (Delete), from the keyboard or the context
+menu; trained ones stay as they are (their place is part of the accuracy matrix)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from clstudio.engine.views import ProjectView
 
 DROP_HINT = "Drop a folder of images here — one subfolder per class — to add a task"
+NAME, WAITING = Qt.ItemDataRole.UserRole, Qt.ItemDataRole.UserRole + 1  # item data: task name, editable
 
 
 class TasksPanel(QWidget):
     add_requested = Signal()
     demo_requested = Signal()  # the empty state's "Try with demo data"
+    remove_requested = Signal(str)  # a waiting task's name
+    rename_requested = Signal(str)
+    reorder_requested = Signal(list)  # the waiting tasks' names in their new training order
 
     def __init__(self) -> None:
         super().__init__()
@@ -21,12 +37,19 @@ class TasksPanel(QWidget):
         self.hint.setWordWrap(True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setStyleSheet(
-            "QLabel { border: 2px dashed #8a8f98; border-radius: 8px; padding: 18px; color: #4a4f58; }"
+            "QLabel { border: 2px dashed palette(mid); border-radius: 8px; padding: 18px; color: palette(text); }"
         )
         self.list = QListWidget()
         self.list.setAlternatingRowColors(True)
         self.list.setWordWrap(True)
         self.list.setSpacing(2)
+        self.list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.list.model().rowsMoved.connect(self._moved)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._context_menu)
+        for key, signal in (("F2", self.rename_requested), (QKeySequence.StandardKey.Delete, self.remove_requested)):
+            shortcut = QShortcut(QKeySequence(key), self.list, context=Qt.ShortcutContext.WidgetShortcut)
+            shortcut.activated.connect(lambda s=signal: self._emit_for_current(s))
         self.add_button = QPushButton("Add task…")
         self.add_button.setToolTip("Choose a folder with one subfolder per class (you can also drop folders here)")
         self.add_button.clicked.connect(self.add_requested)
@@ -44,19 +67,48 @@ class TasksPanel(QWidget):
         self.list.clear()
         for t in state.tasks:
             n_images = t["train_images"] + t["eval_images"]
+            waiting = not t["trained"] and t["name"] != training
             if t["trained"]:
                 status = f"✓ trained (val {t.get('best_val_acc', 0):.0%})"
             elif t["name"] == training:
                 status = "● training…"
             else:
-                status = "waiting to train"
+                status = "waiting to train · drag to reorder"
             item = QListWidgetItem(f"{t['name']}\n   {len(t['classes'])} classes · {n_images} images · {status}")
             item.setToolTip("Classes: " + ", ".join(t["classes"]) + f"\nFrom: {t['source']}")
+            item.setData(NAME, t["name"])
+            item.setData(WAITING, waiting)
+            flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+            item.setFlags(flags | Qt.ItemFlag.ItemIsDragEnabled if waiting and training is None else flags)
             self.list.addItem(item)
         for name in queued or []:
-            self.list.addItem(QListWidgetItem(f"{name}\n   queued: added when the current training ends"))
+            item = QListWidgetItem(f"{name}\n   queued: added when the current training ends")
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            self.list.addItem(item)
         self.hint.setText(DROP_HINT if not state.tasks else "Drop more folders here to add tasks")
         self.demo_button.setVisible(not state.tasks and not queued)  # only on the empty state
 
     def task_names(self) -> list[str]:
         return [self.list.item(i).text().split("\n")[0] for i in range(self.list.count())]
+
+    def waiting_names(self) -> list[str]:
+        """The waiting tasks in the order the list shows them: the order they will train in."""
+        items = (self.list.item(i) for i in range(self.list.count()))
+        return [item.data(NAME) for item in items if item.data(WAITING)]
+
+    def _moved(self, *_args: QModelIndex | int) -> None:
+        self.reorder_requested.emit(self.waiting_names())
+
+    def _emit_for_current(self, signal: Signal) -> None:
+        item = self.list.currentItem()
+        if item is not None and item.data(WAITING):
+            signal.emit(item.data(NAME))  # type: ignore[attr-defined]
+
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.list.itemAt(pos)
+        if item is None or not item.data(WAITING):
+            return
+        menu = QMenu(self)
+        menu.addAction("Rename…  (F2)", lambda: self.rename_requested.emit(item.data(NAME)))
+        menu.addAction("Remove…  (Delete)", lambda: self.remove_requested.emit(item.data(NAME)))
+        menu.exec(self.list.viewport().mapToGlobal(pos))
