@@ -165,6 +165,9 @@ def test_the_epoch_bar_is_honest_while_validating_and_the_eta_stays(qtbot):
     assert panel.epoch_bar.maximum() == 0 and "evaluating" in panel.status.text()  # busy, not "full"
     panel.on_event(ev.EpochEnded("t", 1, 4, 1.0, 0.5, 0.5, 1, 1e-3, 0))
     assert panel.epoch_bar.maximum() == 5 and "task ETA" in panel.status.text()
+    panel.on_event(ev.EpochEnded("t", 2, 4, 0.8, 0.75, 0.75, 2, 1e-3, 0))
+    x, y = panel.mini_curve.getData()
+    assert list(x) == [1, 2] and list(y) == [0.5, 0.75]  # the live mini curve on the Train tab
 
 
 def test_recent_projects_keep_their_order_across_three_opens(tmp_path):

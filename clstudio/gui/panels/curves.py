@@ -6,25 +6,24 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from clstudio.gui import theme
 from clstudio.gui.session import Curves
-
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
 class CurvesPanel(QWidget):
     def __init__(self) -> None:
         super().__init__()
-        self.acc = pg.PlotWidget(background="w")
+        self.acc = theme.plot_widget()
         self.acc.setLabel("left", "accuracy")
         self.acc.setLabel("bottom", "epochs, across all tasks")
         self.acc.setYRange(0, 1.02)
         self.acc.showGrid(x=True, y=True, alpha=0.2)
         self.legend = self.acc.addLegend(offset=(-10, -10))  # bottom right: boundary labels sit at the top
-        self.loss = pg.PlotWidget(background="w")
+        self.loss = theme.plot_widget()
         self.loss.setLabel("left", "train loss")
         self.loss.setLabel("bottom", "epoch of the current task")
         self.loss.showGrid(x=True, y=True, alpha=0.2)
-        self.loss_item = self.loss.plot([], [], pen=pg.mkPen("#444", width=2), symbol="o", symbolSize=5)
+        self.loss_item = self.loss.plot([], [], pen=pg.mkPen(theme.text(), width=2), symbol="o", symbolSize=5)
         self.items: dict[str, pg.PlotDataItem] = {}
         self.lines: list[pg.InfiniteLine] = []
         layout = QVBoxLayout(self)
@@ -44,7 +43,7 @@ class CurvesPanel(QWidget):
                 self.legend.removeItem(task)
         for i, (task, pts) in enumerate(curves.points.items()):
             if task not in self.items:
-                color = PALETTE[i % len(PALETTE)]
+                color = theme.SERIES[i % len(theme.SERIES)]
                 self.items[task] = self.acc.plot(
                     [],
                     [],
@@ -63,9 +62,9 @@ class CurvesPanel(QWidget):
             line = pg.InfiniteLine(
                 pos=x,
                 angle=90,
-                pen=pg.mkPen("#999", style=pg.QtCore.Qt.DashLine),
+                pen=pg.mkPen(theme.faint(), style=pg.QtCore.Qt.DashLine),
                 label=f"end of {task}",
-                labelOpts={"position": 0.97, "color": "#666", "anchors": [(1, 0), (1, 0)]},
+                labelOpts={"position": 0.97, "color": theme.text(), "anchors": [(1, 0), (1, 0)]},
             )
             self.acc.addItem(line)
             self.lines.append(line)

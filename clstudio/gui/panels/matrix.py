@@ -11,8 +11,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from clstudio.engine import metrics
-
-BADGE = "QLabel { background: #eef2f7; border: 1px solid #c5ccd6; border-radius: 6px; padding: 6px 10px; }"
+from clstudio.gui import theme
 
 
 class MatrixPanel(QWidget):
@@ -21,7 +20,7 @@ class MatrixPanel(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = theme.plot_widget()
         self.plot.setAspectLocked(False)
         self.plot.invertY(True)
         self.plot.setMouseEnabled(False, False)
@@ -39,10 +38,10 @@ class MatrixPanel(QWidget):
         self.values: np.ndarray = np.zeros((0, 0))
         self.badges = {k: QLabel() for k in ("ACC", "BWT", "forgetting")}
         for key, label in self.badges.items():
-            label.setStyleSheet(BADGE)
+            label.setStyleSheet(theme.BADGE)
             label.setToolTip(metrics.FORMULAS[key] or "")
         self.proof_badge = QLabel()
-        self.proof_badge.setStyleSheet(BADGE)
+        self.proof_badge.setStyleSheet(theme.BADGE)
         self.proof_badge.setToolTip(
             "Each task's weights and answers, digested when trained, checked after every later task"
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -28,12 +28,16 @@ THUMB = 48
 
 def thumbnail(path: str | Path, size: int = THUMB) -> QPixmap | None:
     """A decoded, upright thumbnail via the engine's decoder (same EXIF/CMYK handling as training)."""
+    screen = QGuiApplication.primaryScreen()
+    ratio = screen.devicePixelRatio() if screen is not None else 1.0  # 2 on a HiDPI screen: decode 2× the pixels
     try:
-        rgb = decode_rgb(path, size)
+        rgb = decode_rgb(path, round(size * ratio))
     except DecodeError:
         return None
     image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
-    return QPixmap.fromImage(image.copy())
+    pixmap = QPixmap.fromImage(image.copy())
+    pixmap.setDevicePixelRatio(ratio)  # laid out at ``size`` logical pixels, drawn sharp
+    return pixmap
 
 
 class PreflightDialog(QDialog):

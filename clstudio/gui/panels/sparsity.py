@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from clstudio.engine import events as ev
+from clstudio.gui import theme
 
 
 class SparsityPanel(QWidget):
@@ -46,7 +47,7 @@ class SparsityPanel(QWidget):
 
     @staticmethod
     def _plot(left: str) -> pg.PlotWidget:
-        plot = pg.PlotWidget(background="w")
+        plot = theme.plot_widget()
         if left:
             plot.setLabel("left", left)
         plot.setMouseEnabled(False, False)
@@ -152,10 +153,10 @@ class SparsityPanel(QWidget):
             self.title.setText(head + "<br>Nothing trained yet.")
             return
         pct = [100 * t["trainable_params"] / backbone for t in trained]
-        self.bars = pg.BarGraphItem(x=list(range(len(trained))), height=pct, width=0.6, brush="#4c78a8")
+        self.bars = pg.BarGraphItem(x=list(range(len(trained))), height=pct, width=0.6, brush=theme.SERIES[0])
         self.bars_plot.addItem(self.bars)
         for i, (t, p) in enumerate(zip(trained, pct, strict=True)):
-            text = pg.TextItem(f"{p:.2f} %\n{t['bytes'] / 1024:.0f} KB", color="k", anchor=(0.5, 1.0))
+            text = pg.TextItem(f"{p:.2f} %\n{t['bytes'] / 1024:.0f} KB", color=theme.text(), anchor=(0.5, 1.0))
             text.setPos(i, p)
             self.bars_plot.addItem(text)
             self.bar_texts.append(text)

@@ -3,190 +3,30 @@ with progress, images/s and ETA."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
 from typing import Any
 
+import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
-from superqt import QCollapsible
 
 from clstudio.engine import events as ev
 from clstudio.engine.formatting import format_duration, format_loss
 from clstudio.engine.strategies import get_strategy_class, list_strategies
-from clstudio.gui.panels.setting_views import BASIC, SettingView, strategy_title, view_of
-
-
-class ShortFloatSpinBox(QDoubleSpinBox):
-    """A float in its shortest exact form (0.5, 0.001, 1e-05): a learning rate reads as people write it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setDecimals(12)  # the shown text is textFromValue's; this only keeps small values exact
-        self.setRange(0.0, 1e3)
-
-    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
-        return f"{value:g}"
-
-    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
-        try:
-            return float(text)
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
-        try:
-            float(text)
-        except ValueError:
-            ok = text in ("", ".", "-") or text.lower().endswith(("e", "e-", "e+"))
-            return (QValidator.State.Intermediate if ok else QValidator.State.Invalid, text, pos)
-        return (QValidator.State.Acceptable, text, pos)
-
-
-class ConfigForm(QWidget):
-    """One editor per config field, labelled in words with units (setting_views.py): the Basic ones first,
-    the rest (hardware and rarely touched) under a collapsed Advanced; a setting that does not apply with
-    the others as they are is hidden. Tooltips are the fields' help texts."""
-
-    changed = Signal()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.basic = QFormLayout()
-        self.advanced_form = QFormLayout()
-        advanced_body = QWidget()
-        advanced_body.setLayout(self.advanced_form)
-        self.advanced = QCollapsible("Advanced settings", expandedIcon="▼", collapsedIcon="▶")
-        self.advanced.addWidget(advanced_body)
-        self.advanced.setDuration(0)  # no animation: the form is inside a scroll area
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(self.basic)
-        layout.addWidget(self.advanced)
-        layout.addStretch(1)
-        self.editors: dict[str, tuple[QWidget, type]] = {}
-        self._rows: dict[str, tuple[QFormLayout, QWidget]] = {}
-        self.image_size = 224  # the backbone's own input size: what "auto" means for image_size
-
-    def build(self, config_cls: type, values: dict[str, Any], image_size: int | None = None) -> None:
-        if image_size:
-            self.image_size = image_size
-        for form in (self.basic, self.advanced_form):
-            while form.rowCount():
-                form.removeRow(0)
-        self.editors.clear()
-        self._rows.clear()
-        for f in dataclasses.fields(config_cls):
-            view = view_of(f.name)
-            w = self._editor(f, view, values.get(f.name, f.default))
-            help_text = f.metadata.get("help", "")
-            w.setToolTip(help_text)
-            label = QLabel(view.label)
-            label.setToolTip(help_text)
-            form = self.basic if view.group == BASIC else self.advanced_form
-            form.addRow(label, w)
-            self.editors[f.name] = (w, type(f.default))
-            self._rows[f.name] = (form, w)
-        self._apply_visibility()
-
-    def _editor(self, f: dataclasses.Field, view: SettingView, value: Any) -> QWidget:
-        kind = type(f.default)
-        choices = f.metadata.get("choices") or ()
-        w: QWidget
-        if kind is bool:
-            box = QCheckBox()
-            box.setChecked(bool(value))
-            box.toggled.connect(self._changed)
-            return box
-        if kind is int:
-            spin = QSpinBox()
-            spin.setRange(0, 1_000_000)
-            if view.special:
-                spin.setSpecialValueText(view.special.format(size=self.image_size))
-            spin.setValue(int(value))
-            spin.valueChanged.connect(self._changed)
-            return spin
-        if kind is float and view.percent:
-            pct = QDoubleSpinBox()
-            pct.setRange(0.0, 100.0)
-            pct.setDecimals(1)
-            pct.setSuffix(" %")
-            if view.special:
-                pct.setSpecialValueText(view.special)
-            pct.setValue(float(value) * 100)
-            pct.valueChanged.connect(self._changed)
-            return pct
-        if kind is float:
-            short = ShortFloatSpinBox()
-            if value:
-                short.setSingleStep(10 ** math.floor(math.log10(abs(value))))
-            short.setValue(float(value))
-            short.valueChanged.connect(self._changed)
-            return short
-        if choices:
-            combo = QComboBox()
-            for choice in choices:
-                combo.addItem(view.choices.get(choice, choice), choice)
-            combo.setCurrentIndex(max(0, combo.findData(str(value))))
-            combo.currentIndexChanged.connect(self._changed)
-            return combo
-        w = QLineEdit(str(value))
-        w.textChanged.connect(self._changed)
-        return w
-
-    def _changed(self, *_args: Any) -> None:
-        self._apply_visibility()
-        self.changed.emit()
-
-    def _apply_visibility(self) -> None:
-        values = self.values()
-        for name, (form, w) in self._rows.items():
-            applies = view_of(name).applies
-            form.setRowVisible(w, applies is None or applies(values))
-        self.advanced.setVisible(self.advanced_form.rowCount() > 0)
-
-    def is_shown(self, name: str) -> bool:
-        """Whether a setting's row is shown (in Basic, or in Advanced when it is expanded)."""
-        form, w = self._rows[name]
-        applies = view_of(name).applies
-        return applies is None or applies(self.values())
-
-    def values(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, (w, kind) in self.editors.items():
-            if isinstance(w, QCheckBox):
-                out[name] = w.isChecked()
-            elif isinstance(w, QSpinBox):
-                out[name] = w.value()
-            elif isinstance(w, QDoubleSpinBox):
-                out[name] = w.value() / 100 if view_of(name).percent else w.value()
-            elif isinstance(w, QComboBox):
-                out[name] = w.currentData()
-            elif isinstance(w, QLineEdit):
-                out[name] = kind(w.text()) if kind in (int, float, str) else w.text()
-        return out
-
-    def set_enabled(self, enabled: bool) -> None:
-        for w, _ in self.editors.values():
-            w.setEnabled(enabled)
+from clstudio.gui import theme
+from clstudio.gui.panels.config_form import ConfigForm
+from clstudio.gui.panels.setting_views import strategy_title
 
 
 class TrainPanel(QWidget):
@@ -218,6 +58,17 @@ class TrainPanel(QWidget):
         self.start_hint.setEnabled(False)
         self.task_bar = QProgressBar()
         self.epoch_bar = QProgressBar()
+        # The task's validation accuracy per epoch, live: the Train tab shows whether training is going
+        # anywhere without switching to the curves.
+        self.mini = theme.plot_widget()
+        self.mini.setFixedHeight(150)
+        self.mini.setYRange(0, 1.02)
+        self.mini.setMouseEnabled(False, False)
+        self.mini.hideButtons()
+        self.mini.setLabel("left", "val acc")
+        self.mini.setLabel("bottom", "epoch")
+        self.mini_curve = self.mini.plot([], [], pen=pg.mkPen(theme.SERIES[0], width=2), symbol="o", symbolSize=5)
+        self._mini: list[tuple[int, float]] = []
         self.status = QLabel("Idle")
         self.status.setWordWrap(True)
         self._locked = False
@@ -250,6 +101,7 @@ class TrainPanel(QWidget):
         rl.addWidget(QLabel("Task"))
         rl.addWidget(self.task_bar)
         rl.addWidget(self.status)
+        rl.addWidget(self.mini)
         rl.addStretch(1)
         layout = QHBoxLayout(self)
         layout.addWidget(top, 3)
@@ -312,6 +164,9 @@ class TrainPanel(QWidget):
             self._task_started = time.monotonic()
             self._epochs, self._steps = e.epochs, e.steps
             self._epochs_before = 0
+            self._mini = []
+            self.mini_curve.setData([], [])
+            self.mini.setXRange(0, max(e.epochs, 1))
             self.task_bar.setRange(0, e.epochs * max(e.steps, 1))
             self.task_bar.setValue(0)
             self.epoch_bar.setRange(0, max(e.steps, 1))
@@ -335,6 +190,8 @@ class TrainPanel(QWidget):
                 f"task ETA {format_duration(e.eta_s)}"
             )
         elif isinstance(e, ev.EpochEnded):
+            self._mini.append((e.epoch, e.val_acc))
+            self.mini_curve.setData([x for x, _ in self._mini], [y for _, y in self._mini])
             self.epoch_bar.setRange(0, max(self._steps, 1))
             self.epoch_bar.setValue(self.epoch_bar.maximum())
             # The ETA stays on screen between epochs: the time per epoch so far, times the epochs left.
