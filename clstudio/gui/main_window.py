@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         for key, button in self.train.keys.items():
             QShortcut(QKeySequence(key), self, lambda b=button: b.click() if b.isEnabled() else None)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.tasks.setMinimumWidth(220)  # task names and their status stay on two lines at 1024 px
         self.splitter.addWidget(self.tasks)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 3)

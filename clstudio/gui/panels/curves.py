@@ -18,7 +18,9 @@ class CurvesPanel(QWidget):
         self.acc.setLabel("bottom", "epochs, across all tasks")
         self.acc.setYRange(0, 1.02)
         self.acc.showGrid(x=True, y=True, alpha=0.2)
-        self.legend = self.acc.addLegend(offset=(-10, -10))  # bottom right: boundary labels sit at the top
+        self.legend = self.acc.addLegend(
+            offset=(-10, -10), labelTextColor=theme.text()
+        )  # bottom right: boundary labels sit at the top
         self.loss = theme.plot_widget()
         self.loss.setLabel("left", "train loss")
         self.loss.setLabel("bottom", "epoch of the current task")

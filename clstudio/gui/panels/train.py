@@ -69,6 +69,7 @@ class TrainPanel(QWidget):
         self.mini.setLabel("bottom", "epoch")
         self.mini_curve = self.mini.plot([], [], pen=pg.mkPen(theme.SERIES[0], width=2), symbol="o", symbolSize=5)
         self._mini: list[tuple[int, float]] = []
+        self.mini.hide()  # shown from the first epoch of a run: an empty plot says nothing
         self.status = QLabel("Idle")
         self.status.setWordWrap(True)
         self._locked = False
@@ -191,6 +192,7 @@ class TrainPanel(QWidget):
             )
         elif isinstance(e, ev.EpochEnded):
             self._mini.append((e.epoch, e.val_acc))
+            self.mini.show()
             self.mini_curve.setData([x for x, _ in self._mini], [y for _, y in self._mini])
             self.epoch_bar.setRange(0, max(self._steps, 1))
             self.epoch_bar.setValue(self.epoch_bar.maximum())
