@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from clstudio.engine import assemble, evaluations, proof
+from clstudio.engine import assemble, evaluations, proof, task_edits
 from clstudio.engine.cancel import CancelToken, PauseToken
 from clstudio.engine.classify import AUTO, classify_auto, classify_images
 from clstudio.engine.data.dataset import DecodeCache, Preprocessing
@@ -26,7 +26,14 @@ from clstudio.engine.events import Cancelled as CancelledEvent
 from clstudio.engine.events import EvalFinished, Event, Failed, Observer, TaskAdded, TaskFinished, emit
 from clstudio.engine.models.backbones import create_backbone
 from clstudio.engine.records import TaskEntry
-from clstudio.engine.routing import TaskRouter, add_to_shared, join_task_tensors, split_task_tensors, task_feature_stats
+from clstudio.engine.routing import (
+    TaskRouter,
+    add_to_shared,
+    join_task_tensors,
+    remove_from_shared,
+    split_task_tensors,
+    task_feature_stats,
+)
 from clstudio.engine.store import ProjectStore
 from clstudio.engine.strategies.base import Strategy
 from clstudio.engine.strategies.registry import make_config
@@ -302,6 +309,33 @@ class Project(ProjectView):
                 return None
             out[t["id"]] = router
         return out
+
+    def delete_task(self, name: str) -> task_edits.DeletedTask:
+        """Delete a trained task where the strategy keeps tasks apart (CLR, linear probe): every other task
+        stays exactly as it was, and the router forgets the task's statistics. ``task_edits.restore_deleted``
+        undoes it while nothing else changed."""
+        task = self.task(name)
+        if not task["trained"]:
+            raise ProjectError(f"'{name}' is not trained yet: remove it from the queue instead.")
+        if not self.strategy.earlier_tasks_fixed():
+            raise ProjectError(
+                f"{self.strategy_name} trains weights every task shares, so deleting '{name}' cannot take back "
+                "what it changed in the others. Only CLR and the linear probe delete a trained task exactly."
+            )
+        shared = self.store.router_shared()
+        router_shared = None
+        if shared is not None and len(self.trained_tasks()) > 1:
+            # The router's sums hold this task's scatter: recompute it from the anchor's features, subtract.
+            data, evaluator = self._task_data(task["id"]), self.evaluator()
+            train_x, train_y = evaluator.features_of(data.root, data.train)
+            val_x, val_y = evaluator.features_of(data.root, data.val)
+            router_shared = remove_from_shared(
+                shared, task_feature_stats(train_x, train_y, val_x, val_y, data.num_classes)
+            )
+        deleted = task_edits.delete_trained(self.store, name, router_shared)
+        self._router = None
+        self._strategy = self._method = None  # its task state is gone; rebuilt from the files on next use
+        return deleted
 
     def _task_router(self, evaluator: Evaluator, data: TaskData) -> tuple[dict[str, Any], dict[str, Any]]:
         """(this task's router tensors, the project's router statistics with it added), from the anchor's

@@ -76,6 +76,7 @@ class ProjectDoc(TypedDict):
     router_weights: NotRequired[str]  # weights/router-<n>.safetensors, strategies with a feature router
     R_routing: NotRequired[list[list[float]]]  # share of each task's images the router sends to it
     R_routed: NotRequired[list[list[float]]]  # Class-IL accuracy through the router (route, then classify)
+    routed_note: NotRequired[str]  # why the routed matrices are no longer exactly today's router (a deletion)
     R_evaluations: NotRequired[list[str | None]]  # per row of R: its per-image record, evals/after-<id>.json
 
 

@@ -104,6 +104,17 @@ def add_to_shared(shared: TensorDict | None, stats: TaskFeatureStats) -> TensorD
     }
 
 
+def remove_from_shared(shared: TensorDict, stats: TaskFeatureStats) -> TensorDict:
+    """The router file with one task's statistics taken out again (the task was deleted): the sums are
+    plain sums, so this is what the other tasks alone give, up to float64 rounding."""
+    n, k = int(stats.counts.sum()), int((stats.counts > 0).sum())
+    return {
+        "scatter": shared["scatter"].double() - stats.scatter,
+        "samples": shared["samples"] - n,
+        "classes": shared["classes"] - k,
+    }
+
+
 def oas_shrinkage(cov: torch.Tensor, dof: int) -> float:
     """The OAS shrinkage strength ρ toward (tr Σ / D)·I for a sample covariance with ``dof`` degrees of freedom."""
     p = cov.shape[0]

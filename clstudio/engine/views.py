@@ -48,6 +48,15 @@ class ProjectView:
     def doc(self) -> ProjectDoc:
         return self.store.doc
 
+    @property
+    def tasks_kept_apart(self) -> bool:
+        """Whether a trained task can be deleted exactly: nothing shared trains and every task has its own
+        head (CLR, linear probe). From the footprint recorded at creation; older projects by strategy name."""
+        footprint = self.doc["strategy"].get("per_task")
+        if footprint is not None:
+            return not self.class_incremental and not footprint.get("shared_params")
+        return self.strategy_name in ("clr", "linear_probe")
+
     def strategy_blurb(self) -> str:
         """What each task costs on this project's backbone, measured on the strategy as built (the app shows
         it under the method's description)."""
@@ -141,6 +150,7 @@ class ProjectView:
             "R": metrics.square(routed),
             "ACC": metrics.summary(routed)["ACC"],
             "routing_ACC": metrics.summary(self.doc["R_routing"])["ACC"],
+            **({"note": self.doc["routed_note"]} if "routed_note" in self.doc else {}),
         }
 
     def last_row(self) -> list[float]:

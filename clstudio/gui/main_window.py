@@ -46,6 +46,7 @@ from clstudio.gui.workers import (
     JobRunner,
     classify_job,
     create_project_job,
+    delete_task_job,
     export_model_job,
     reconfigure_job,
     scan_job,
@@ -99,6 +100,7 @@ class MainWindow(QMainWindow):
         self.confirm_close: Callable[[], bool] = self._ask_close
         self.ask_new_project: Callable[[], NewProjectChoice | None] = self._ask_new_project
         self.confirm_remove: Callable[[str], bool] = self._ask_remove
+        self.confirm_delete: Callable[[str], bool] = self._ask_delete
         self.ask_task_name: Callable[[str], str | None] = self._ask_task_name
 
         self.tasks = TasksPanel()
@@ -139,6 +141,7 @@ class MainWindow(QMainWindow):
         self.tasks.demo_requested.connect(self.try_demo)
         self.tasks.remove_requested.connect(self.remove_task)
         self.tasks.rename_requested.connect(self.rename_task)
+        self.tasks.delete_requested.connect(self.delete_trained_task)
         self.tasks.reorder_requested.connect(lambda names: self._edit_tasks(self.session.reorder_tasks, names))
         self.train.start_requested.connect(self.start_training)
         self.train.pause_requested.connect(self.pause_training)
@@ -378,6 +381,33 @@ class MainWindow(QMainWindow):
             self.undo_action.setText(f"&Undo remove '{name}'")
             self.undo_action.setEnabled(True)
             self.statusBar().showMessage(f"Removed '{name}' (its images stay where they are). Ctrl+Z brings it back.")
+
+    def delete_trained_task(self, name: str) -> None:
+        if self.jobs.running("train") or self.jobs.running("edit"):
+            self.show_error("Training is running: delete a trained task when it has ended (or Cancel it).")
+            return
+        if not self.confirm_delete(name):
+            return
+        self.statusBar().showMessage(f"Deleting '{name}'…")
+
+        def done(record: dict[str, Any]) -> None:
+            self.session.deleted(record)  # type: ignore[arg-type]
+            self.undo_action.setText(f"&Undo delete '{name}'")
+            self.undo_action.setEnabled(True)
+            self.render_all()
+            self.statusBar().showMessage(f"Deleted '{name}'; every other task is as it was. Ctrl+Z brings it back.")
+
+        self.jobs.start("edit", delete_task_job(self.session.folder, name), on_done=done, on_failed=self.show_error)
+
+    def _ask_delete(self, name: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Delete trained task",
+            f"Delete the trained task '{name}'? Its model and its row and column of the accuracy matrix go; "
+            "every other task stays exactly as it is. Edit ▸ Undo (Ctrl+Z) brings it back until the project "
+            "changes again.",
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def undo_remove(self) -> None:
         self.undo_action.setEnabled(False)

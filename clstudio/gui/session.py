@@ -30,6 +30,11 @@ class Curves:
     epoch: int = 0  # global epoch counter
     _task_start: tuple[str, int, dict[str, int]] | None = None
 
+    def keep_only(self, names: set[str]) -> None:
+        """Drop the curves and boundaries of tasks no longer in the project (removed or deleted)."""
+        self.points = {t: p for t, p in self.points.items() if t in names}
+        self.boundaries = [(x, t) for x, t in self.boundaries if t in names]
+
     def apply(self, event: ev.Event | dict[str, Any]) -> None:
         kind = event["event"] if isinstance(event, dict) else type(event).__name__
         get = (lambda k: event[k]) if isinstance(event, dict) else (lambda k: getattr(event, k))
@@ -67,7 +72,7 @@ class Session:
         self.training: str | None = None  # the task the training process is on, None when idle
         self.scan_queue: list[Path] = []
         self.queued: list[tuple[ScanReport, str]] = []  # accepted while training: added after it
-        self.last_removed: task_edits.RemovedTask | None = None  # what Undo brings back
+        self.last_removed: task_edits.RemovedTask | task_edits.DeletedTask | None = None  # what Undo brings back
         self.reload()
 
     @property
@@ -86,12 +91,11 @@ class Session:
         """Re-read project.json and rebuild the curves from history.jsonl."""
         self.view.reload()
         self.curves = Curves()
-        names = {t["name"] for t in self.view.tasks}
         for record in self.view.history():
-            if "task" not in record or record["task"] in names:  # not the curves of a removed task
-                self.curves.apply(record)
+            self.curves.apply(record)
         if self.curves._task_start is not None:  # a run that crashed mid-task: same as cancelled
             self.curves.apply({"event": "Cancelled", "task": self.curves._task_start[0]})
+        self.curves.keep_only({t["name"] for t in self.view.tasks})  # not the curves of removed tasks
 
     # --- adding tasks --------------------------------------------------------------------------------
     def enqueue(self, paths: list[Path]) -> list[str]:
@@ -135,11 +139,22 @@ class Session:
         """Remove a waiting task; ``undo_remove`` brings the last one removed back."""
         self.last_removed = self._edit(task_edits.remove_waiting, name)
 
+    def deleted(self, record: task_edits.DeletedTask) -> None:
+        """A trained task was deleted (by a worker: it needs the model); Undo can bring it back."""
+        self.last_removed = record
+        self.reload()
+
     def undo_remove(self) -> str:
+        """Bring back the last task removed from the queue or deleted; returns its name."""
         removed, self.last_removed = self.last_removed, None
         if removed is None:
             raise ProjectError("Nothing to undo.")
-        return str(self._edit(task_edits.restore_waiting, removed)["name"])
+        if "trash" in removed:
+            name = str(self._edit(task_edits.restore_deleted, removed))
+        else:
+            name = str(self._edit(task_edits.restore_waiting, removed)["name"])
+        self.reload()
+        return name
 
     def rename_task(self, name: str, new_name: str) -> None:
         self._edit(task_edits.rename_waiting, name, new_name)

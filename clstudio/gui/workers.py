@@ -250,6 +250,18 @@ def create_project_job(
     return run
 
 
+def delete_task_job(folder: Path, name: str) -> Callable[[Worker], Any]:
+    """Delete a trained task (CLR, linear probe): the router's statistics need the anchor's features of its
+    images, seconds of work. Returns the plain record Undo needs."""
+
+    def run(worker: Worker) -> dict[str, Any]:
+        from clstudio.engine.project import Project
+
+        return dict(Project.open(folder).delete_task(name))
+
+    return run
+
+
 def reconfigure_job(folder: Path, strategy: str, config: dict[str, Any]) -> Callable[[Worker], Any]:
     """New settings for a project with no trained task (a new image size builds the backbone)."""
 

@@ -48,16 +48,42 @@ def test_rename_with_f2_and_reorder_by_dragging(qtbot, window, folders):
     assert "already" in window.last_error and window.tasks.task_names() == ["colours", "lines"]
 
 
-def test_a_trained_task_cannot_be_dragged_renamed_or_removed(qtbot, window, folders):
-    _add(qtbot, window, folders)
+def _train(qtbot, window) -> None:
     window.train.form.editors["epochs"][0].setValue(2)
     window.train.start.click()
     qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=120000)
+
+
+def test_a_trained_clr_task_is_deleted_with_confirmation_and_comes_back_with_undo(qtbot, window, folders):
+    _add(qtbot, window, folders)
+    _train(qtbot, window)
     item = window.tasks.list.item(0)
-    assert not item.flags() & Qt.ItemFlag.ItemIsDragEnabled
-    removed = []
-    window.tasks.remove_requested.connect(removed.append)
+    assert not item.flags() & Qt.ItemFlag.ItemIsDragEnabled  # trained: its place is part of R
+    R = Project.open(window.session.folder).doc["R"]
+    asked = []
+    window.confirm_delete = lambda name: asked.append(name) or True
     window.tasks.list.setCurrentRow(0)
     window.tasks.list.setFocus()
     qtbot.keyClick(window.tasks.list, Qt.Key.Key_Delete)
-    assert removed == [] and len(window.session.tasks) == 2
+    qtbot.waitUntil(lambda: len(window.session.tasks) == 1 and not window.jobs.busy, timeout=60000)
+    assert asked == ["stripes"] and window.tasks.task_names() == ["colours"]
+    assert Project.open(window.session.folder).doc["R"] == [[R[1][1]]]  # colours' own number, untouched
+    assert window.matrix.names == ["colours"]
+    assert "colours" in window.curves.items and "stripes" not in window.curves.items
+    assert "Undo delete 'stripes'" in window.undo_action.text().replace("&", "")
+    window.undo_action.trigger()
+    assert window.tasks.task_names() == ["stripes", "colours"]
+    assert Project.open(window.session.folder).doc["R"] == R
+
+
+def test_a_fine_tune_task_offers_no_delete(qtbot, window, folders):
+    window.session.view.doc["strategy"]["per_task"] = {"params": 0, "bytes": 0, "shared_params": 1}
+    window.render_all()  # as a fine-tune project's document says: the backbone is shared and trained
+    _add(qtbot, window, folders)
+    asked = []
+    window.confirm_remove = lambda name: asked.append(name) or False
+    window.confirm_delete = lambda name: asked.append(("delete", name)) or False
+    window.tasks.list.setCurrentRow(0)
+    window.tasks.list.setFocus()
+    qtbot.keyClick(window.tasks.list, Qt.Key.Key_Delete)
+    assert asked == ["stripes"]  # a waiting task: removed from the queue, not "deleted"

@@ -4,7 +4,7 @@ menu; trained ones stay as they are (their place is part of the accuracy matrix)
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal, SignalInstance
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from clstudio.engine.views import ProjectView
 
 DROP_HINT = "Drop a folder of images here — one subfolder per class — to add a task"
-NAME, WAITING = Qt.ItemDataRole.UserRole, Qt.ItemDataRole.UserRole + 1  # item data: task name, editable
+NAME, WAITING, DELETABLE = (Qt.ItemDataRole.UserRole + k for k in range(3))  # task name, waiting, deletable
 
 
 class TasksPanel(QWidget):
@@ -29,6 +29,7 @@ class TasksPanel(QWidget):
     remove_requested = Signal(str)  # a waiting task's name
     rename_requested = Signal(str)
     reorder_requested = Signal(list)  # the waiting tasks' names in their new training order
+    delete_requested = Signal(str)  # a trained task's name, where the strategy keeps tasks apart
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,9 +48,12 @@ class TasksPanel(QWidget):
         self.list.model().rowsMoved.connect(self._moved)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._context_menu)
-        for key, signal in (("F2", self.rename_requested), (QKeySequence.StandardKey.Delete, self.remove_requested)):
-            shortcut = QShortcut(QKeySequence(key), self.list, context=Qt.ShortcutContext.WidgetShortcut)
-            shortcut.activated.connect(lambda s=signal: self._emit_for_current(s))
+        rename = QShortcut(QKeySequence("F2"), self.list, context=Qt.ShortcutContext.WidgetShortcut)
+        rename.activated.connect(lambda: self._emit_for_current(self.rename_requested))
+        delete = QShortcut(
+            QKeySequence(QKeySequence.StandardKey.Delete), self.list, context=Qt.ShortcutContext.WidgetShortcut
+        )
+        delete.activated.connect(self._delete_current)
         self.add_button = QPushButton("Add task…")
         self.add_button.setToolTip("Choose a folder with one subfolder per class (you can also drop folders here)")
         self.add_button.clicked.connect(self.add_requested)
@@ -78,6 +82,7 @@ class TasksPanel(QWidget):
             item.setToolTip("Classes: " + ", ".join(t["classes"]) + f"\nFrom: {t['source']}")
             item.setData(NAME, t["name"])
             item.setData(WAITING, waiting)
+            item.setData(DELETABLE, bool(t["trained"]) and state.tasks_kept_apart and training is None)
             flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
             item.setFlags(flags | Qt.ItemFlag.ItemIsDragEnabled if waiting and training is None else flags)
             self.list.addItem(item)
@@ -99,16 +104,26 @@ class TasksPanel(QWidget):
     def _moved(self, *_args: QModelIndex | int) -> None:
         self.reorder_requested.emit(self.waiting_names())
 
-    def _emit_for_current(self, signal: Signal) -> None:
+    def _delete_current(self) -> None:
+        item = self.list.currentItem()
+        if item is not None and item.data(DELETABLE):
+            self.delete_requested.emit(item.data(NAME))
+        else:
+            self._emit_for_current(self.remove_requested)
+
+    def _emit_for_current(self, signal: SignalInstance) -> None:
         item = self.list.currentItem()
         if item is not None and item.data(WAITING):
-            signal.emit(item.data(NAME))  # type: ignore[attr-defined]
+            signal.emit(item.data(NAME))
 
     def _context_menu(self, pos: QPoint) -> None:
         item = self.list.itemAt(pos)
-        if item is None or not item.data(WAITING):
+        if item is None or not (item.data(WAITING) or item.data(DELETABLE)):
             return
         menu = QMenu(self)
-        menu.addAction("Rename…  (F2)", lambda: self.rename_requested.emit(item.data(NAME)))
-        menu.addAction("Remove…  (Delete)", lambda: self.remove_requested.emit(item.data(NAME)))
+        if item.data(WAITING):
+            menu.addAction("Rename…  (F2)", lambda: self.rename_requested.emit(item.data(NAME)))
+            menu.addAction("Remove…  (Delete)", lambda: self.remove_requested.emit(item.data(NAME)))
+        else:
+            menu.addAction("Delete trained task…  (Delete)", lambda: self.delete_requested.emit(item.data(NAME)))
         menu.exec(self.list.viewport().mapToGlobal(pos))
