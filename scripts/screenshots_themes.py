@@ -3,7 +3,8 @@
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1400x900x24" python scripts/screenshots_themes.py [--backbone tiny]
 
 Writes docs/screenshots/themes/<theme>-<size>-<view>.png: the six tabs of a trained CLR project (two demo
-tasks), the New-project dialog, the pre-flight sheet and the drill-down. The dark palette is what a dark
+tasks), the New-project dialog, the pre-flight sheet and the drill-down; and three tabs at 1920×1080 (a 4K
+screen at 200 %). The dark palette is what a dark
 desktop hands Qt (Fusion style, dark window and base colours): the app takes every colour from it.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "themes"
 SIZES = {"1280x800": (1280, 800), "1024x700": (1024, 700)}
+BIG = (1920, 1080)  # a 4K screen at the usual 200 % scale: the window in logical pixels (light, one shot per tab)
 
 
 def dark_palette() -> Any:
@@ -101,6 +103,15 @@ def main() -> int:
                 w.tabs.setCurrentIndex(i)
                 slug = w.tabs.tabText(i).lower().replace(" ", "-")
                 save(w, f"{theme}-{size}-{i + 1}-{slug}")
+            w.confirm_close = lambda: True
+            w.close()
+        if theme == "light":
+            w = main_window.MainWindow(project.folder)
+            w.resize(*BIG)
+            w.show()
+            for i in (0, 2, 3):  # Train, Accuracy matrix, Forgetting: the views with the most layout
+                w.tabs.setCurrentIndex(i)
+                save(w, f"light-1920x1080-{i + 1}-{w.tabs.tabText(i).lower().replace(' ', '-')}")
             w.confirm_close = lambda: True
             w.close()
         dialog = NewProjectDialog(home)

@@ -1,11 +1,27 @@
 from __future__ import annotations
 
+import gc
+
 import pytest
+from PySide6.QtWidgets import QApplication
 
 from clstudio.engine.data.synthetic import make_task_folder
 from clstudio.engine.project import Project
 
 FAST = {"epochs": 4, "lr": 0.01, "augment": "none", "patience": 100}
+
+
+@pytest.fixture(autouse=True)
+def qt_objects_die_here(qapp):
+    """After each test, collect the garbage here, on the main thread between tests, where no Qt call is
+    under way. Otherwise a window kept alive only by a reference cycle (a slot that is a
+    lambda over ``self``) is destroyed by Python's cyclic GC whenever an allocation triggers it: once inside
+    QObject::disconnect, whose signal mutex its destructor then waits for — the suite hung there (py-spy:
+    gc_collect_main under qobjectDisconnectCallback → ~QObject → QBasicMutex::lockInternal), and the
+    earlier one-off segfaults fit the same cause."""
+    yield
+    QApplication.processEvents()
+    gc.collect()
 
 
 @pytest.fixture

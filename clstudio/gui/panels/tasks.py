@@ -127,3 +127,4 @@ class TasksPanel(QWidget):
         else:
             menu.addAction("Delete trained task…  (Delete)", lambda: self.delete_requested.emit(item.data(NAME)))
         menu.exec(self.list.viewport().mapToGlobal(pos))
+        menu.deleteLater()  # one menu per right-click: not kept as a child of the panel
