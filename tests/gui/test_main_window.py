@@ -108,9 +108,12 @@ def test_cancel_mid_task_leaves_it_untrained_and_app_usable(qtbot, window, folde
 
     original = window.on_event
     window.on_event = lambda e: (cancel_on_second_epoch(e), original(e))
+    # 40 epochs of a few milliseconds: a cancel sent at epoch 2 lands long before the task could end (with
+    # 4, the training process sometimes finished before the event reached the window on a loaded machine).
+    window.train.form.editors["epochs"][0].setValue(40)
     window.train.start.click()
     qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=60000)
-    assert any(isinstance(e, ev.Cancelled) for e in cancelled)
+    assert any(isinstance(e, ev.Cancelled) for e in cancelled), [type(e).__name__ for e in cancelled]
     assert [t["trained"] for t in window.session.tasks] == [False]
     assert window.session.curves.points == {}  # the cancelled task's partial curve is gone
     assert window.train.start.isEnabled()
@@ -229,7 +232,10 @@ def test_ui_thread_stays_responsive_while_training(qtbot, window, folders):
     train_all(qtbot, window)
     timer.stop()
     assert len(gaps) > 10
-    assert max(gaps) < 0.25, f"the UI thread stalled {max(gaps) * 1000:.0f} ms"
+    # What this proves: training never runs on the UI thread (a task trained there would freeze it for
+    # seconds). How short the stalls are is a speed target, measured by bench/gui_latency.py (100 ms): a
+    # 250 ms bound here failed on a loaded machine while nothing in the app had changed.
+    assert max(gaps) < 1.0, f"the UI thread stalled {max(gaps) * 1000:.0f} ms"
 
 
 def test_close_during_training_cancels_and_joins(qtbot, window, folders):
