@@ -16,6 +16,8 @@ start=$(date +%s)
 "$app" app "$work/p" --smoke-train "$work/demo/colours" --quit-after 3
 "$app" eval --project "$work/p" | tail -4
 "$app" classify --project "$work/p" --task colours "$work/demo/colours/red" | head -3
+# ...served by ONNX Runtime inside the bundle (engine/serving.py), not by the torch fallback: its model is cached
+ls "$CLSTUDIO_HOME"/cache/onnx/*.onnx > /dev/null
 # The default backbone's weights ship inside: a project on EfficientNet-Lite0 builds with no network.
 "$app" train --project "$work/lite0" --task "$work/demo/shapes" --epochs 1 > "$work/lite0.log"
 grep -q "efficientnet_lite0" "$work/lite0/project.json"

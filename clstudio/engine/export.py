@@ -10,10 +10,12 @@ half-written.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,28 +95,42 @@ def export_task(
     if out.is_dir():
         out = out / f"{task['name']}{FORMATS[fmt]}"
     model = task_model(strategy, task, prep)
-    example = torch.rand(1, 3, prep.image_size, prep.image_size)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        # torch 2.14 marks both tracers deprecated in favour of torch.export; they are what onnxruntime and
-        # libtorch load today, and the version is pinned.
-        warnings.simplefilter("ignore")
-        if fmt == "onnx":
-            torch.onnx.export(
-                model,
-                (example,),
-                buffer,  # type: ignore[arg-type]  # the TorchScript-based exporter writes to any binary file
-                dynamo=False,
-                input_names=["image"],
-                output_names=["probabilities"],
-                dynamic_axes={"image": {0: "N"}, "probabilities": {0: "N"}},
-                opset_version=ONNX_OPSET,
-            )
-        else:
-            traced = torch.jit.trace(model, example)
-            torch.jit.save(traced, buffer)
-    atomic_write_bytes(out, buffer.getvalue())
+    data = onnx_bytes(model, prep.image_size) if fmt == "onnx" else torchscript_bytes(model, prep.image_size)
+    atomic_write_bytes(out, data)
     meta = out.with_name(out.name + ".json")
     doc = sidecar(task, prep, fmt, backbone, strategy.name)
     atomic_write_bytes(meta, (json.dumps(doc, indent=2) + "\n").encode())
     return out, meta
+
+
+def onnx_bytes(model: nn.Module, image_size: int, output: str = "probabilities") -> bytes:
+    """``model`` (float32 pixels [N,3,S,S] in, one output) as ONNX with a free batch dimension."""
+    buffer = io.BytesIO()
+    with _quiet_tracer():
+        torch.onnx.export(
+            model,
+            (torch.rand(1, 3, image_size, image_size),),
+            buffer,  # type: ignore[arg-type]  # the TorchScript-based exporter writes to any binary file
+            dynamo=False,
+            input_names=["image"],
+            output_names=[output],
+            dynamic_axes={"image": {0: "N"}, output: {0: "N"}},
+            opset_version=ONNX_OPSET,
+        )
+    return buffer.getvalue()
+
+
+def torchscript_bytes(model: nn.Module, image_size: int) -> bytes:
+    buffer = io.BytesIO()
+    with _quiet_tracer():
+        torch.jit.save(torch.jit.trace(model, torch.rand(1, 3, image_size, image_size)), buffer)
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _quiet_tracer() -> Iterator[None]:
+    # torch 2.14 marks both tracers deprecated in favour of torch.export; they are what onnxruntime and
+    # libtorch load today, and the version is pinned.
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        yield

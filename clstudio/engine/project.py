@@ -8,6 +8,7 @@ The facade the CLI and the GUI's training process use. It composes the parts, ea
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from clstudio.engine.evaluate import EvalSet, Evaluator, TaskPredictions
 from clstudio.engine.events import Cancelled as CancelledEvent
 from clstudio.engine.events import EvalFinished, Event, Failed, Observer, TaskAdded, TaskFinished, emit
 from clstudio.engine.models.backbones import create_backbone
+from clstudio.engine.paths import cache_dir
 from clstudio.engine.records import TaskEntry
 from clstudio.engine.routing import (
     TaskRouter,
@@ -34,6 +36,7 @@ from clstudio.engine.routing import (
     split_task_tensors,
     task_feature_stats,
 )
+from clstudio.engine.serving import OnnxServing
 from clstudio.engine.store import ProjectStore
 from clstudio.engine.strategies.base import Strategy
 from clstudio.engine.strategies.registry import make_config
@@ -55,6 +58,7 @@ class Project(ProjectView):
         self._cache: DecodeCache | None = None
         self._router: TaskRouter | None = None
         self._anchor_cache: dict[str, Any] = {}  # anchor features of each task's evaluation images (fixed)
+        self._serving: OnnxServing | None = None
 
     # --- create / open ---------------------------------------------------------------------------------
     @classmethod
@@ -375,8 +379,40 @@ class Project(ProjectView):
         task or, with ``task_name='auto'``, the task the router chooses. Unreadable images get an error."""
         if task_name == AUTO:
             router, tasks = self.router(), {t["id"]: t for t in self.trained_tasks()}
-            return classify_auto(self.evaluator(), router, tasks, paths, top_k, progress)
-        return classify_images(self.evaluator(), self.task(task_name), paths, top_k, progress)
+            return classify_auto(self.evaluator(), router, tasks, paths, top_k, progress, self.serving())
+        return classify_images(self.evaluator(), self.task(task_name), paths, top_k, progress, self.serving())
+
+    def prepare_classify(self, check: Callable[[], object] | None = None) -> int:
+        """Export every trained task's model (and Auto's anchor) for the fast classify path now, so the first
+        image a person drops is not the one that waits for it; returns how many models are ready."""
+        serving, ready = self.serving(), 0
+        for task in self.trained_tasks():
+            if check is not None:
+                check()
+            ready += serving.task(task) is not None
+        if len(self.trained_tasks()) > 1 and self.strategy.can_route():
+            ready += serving.anchor() is not None
+        return ready
+
+    def serving(self) -> OnnxServing:
+        """The ONNX Runtime path of classify (engine/serving.py), kept while the network and files are the same."""
+        shared = self.doc.get("shared_weights")
+        identity = {
+            "backbone": self.doc["backbone"]["fingerprint"],
+            "strategy": self.doc["strategy"]["name"],
+            "config": self.doc["strategy"]["config"],
+            "shared": _digest_of(self.folder / shared) if shared else None,
+        }
+        current = self._serving
+        if current is None or current.strategy is not self.strategy or current.identity_in != identity:
+            current = self._serving = OnnxServing(
+                self.strategy, self.preprocessing, identity, self._weights_digest, cache_dir() / "onnx"
+            )
+        return current
+
+    def _weights_digest(self, task: TaskEntry) -> str:
+        assert task["weights"] is not None
+        return _digest_of(self.folder / task["weights"])
 
     def export_model(self, task_name: str, fmt: str, out: str | Path) -> tuple[Path, Path]:
         """One task's model as ONNX or TorchScript plus its JSON sidecar (engine/export.py)."""
@@ -402,6 +438,17 @@ class Project(ProjectView):
         if self.dist.is_main:
             self.store.append_history(event)
         emit(observers, event)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: Path, _mtime_ns: int, _size: int) -> str:
+    return proof.file_sha256(path)
+
+
+def _digest_of(path: Path) -> str:
+    """sha256 of a file, computed once per version of it (weight files are rewritten, never edited)."""
+    st = path.stat()
+    return _file_digest(path, st.st_mtime_ns, st.st_size)
 
 
 def _pairs(rows: list[list[Any]]) -> list[tuple[str, int]]:

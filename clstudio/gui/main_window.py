@@ -48,6 +48,7 @@ from clstudio.gui.workers import (
     create_project_job,
     delete_task_job,
     export_model_job,
+    prepare_classify_job,
     reconfigure_job,
     scan_job,
     train_job,
@@ -567,6 +568,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Training finished." if _result is not None else "Training cancelled.", 10000)
         for message in errors:
             self.show_error(message)
+        if _result is not None and not self.jobs.running("prepare-classify"):
+            # Quietly: a failure here only means classify exports on first use or answers through torch.
+            self.jobs.start(
+                "prepare-classify",
+                prepare_classify_job(self.session.folder),
+                on_failed=lambda message, tb: log.warning("Preparing classify failed: %s", message),
+            )
 
     def _training_failed(self, message: str, tb: str) -> None:
         self._training_ended(None)

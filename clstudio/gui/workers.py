@@ -220,6 +220,19 @@ def classify_job(project_folder: Path, paths: list[str], task: str, top_k: int =
     return run
 
 
+def prepare_classify_job(project_folder: Path) -> Callable[[Worker], Any]:
+    """After training: export the trained tasks' models for the fast classify path (engine/serving.py) in the
+    background, so the first classify does not wait seconds for it."""
+
+    def run(worker: Worker) -> int:
+        from clstudio.engine.project import Project
+
+        project = Project.open(project_folder, device="cpu")
+        return project.prepare_classify(worker.cancel_token.raise_if_cancelled)
+
+    return run
+
+
 def export_model_job(project_folder: Path, task: str, fmt: str, out: Path) -> Callable[[Worker], Any]:
     """One task's model as ONNX / TorchScript (tracing takes seconds): from the saved weights, like classify."""
 

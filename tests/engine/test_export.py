@@ -15,8 +15,16 @@ from clstudio.engine.data.dataset import load_uint8
 from clstudio.engine.data.synthetic import make_task_folder
 from clstudio.engine.errors import ProjectError
 from clstudio.engine.project import Project
+from clstudio.engine.serving import RUNTIME_ENV
 
 ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(autouse=True)
+def app_answers_from_torch(monkeypatch):
+    """The app's probabilities come from eager torch here, so the export is checked against the network
+    itself, not against the ONNX file classify would otherwise serve (tests/engine/test_serving.py)."""
+    monkeypatch.setenv(RUNTIME_ENV, "torch")
 
 
 def _images(folder: Path, n: int = 6) -> list[Path]:
