@@ -143,6 +143,11 @@ def print_sparsity(report: dict[str, Any]) -> None:
         print(f"{'layer':<20}" + "".join(f"{n:>{width}}" for n in names))
         for i, layer in enumerate(report["layers"]):
             print(f"{layer:<20}" + "".join(f"{t['sparsity'][i]:>{width}.3f}" for t in report["tasks"]))
+    if report.get("masked_weight_share") is not None:
+        print(
+            f"The masked layers hold {report['masked_weight_share']:.1%} of the backbone's weights and "
+            f"{report['masked_mac_share']:.1%} of its MACs (the rest stays dense)."
+        )
     used, dense = report["flops_used"], report["flops_dense"]
     if used:
         print(

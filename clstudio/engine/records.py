@@ -55,6 +55,8 @@ class TaskEntry(TypedDict):
     streams: NotRequired[int]
     train_seconds: NotRequired[float]
     sparsity: NotRequired[dict[str, float]]
+    masked_weight_share: NotRequired[float]  # the masked layers' share of all backbone weights
+    masked_mac_share: NotRequired[float]  # ... and of its forward MACs
     ddr_removed: NotRequired[int]
     # Per-task strategies (CLR, linear probe): digests of the weight file, each tensor and the task's answers
     # when it was trained: the zero-forgetting proof (engine/proof.py).

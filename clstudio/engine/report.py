@@ -73,4 +73,7 @@ def sparsity_report(doc: ProjectDoc) -> dict[str, Any]:
         ],
         "flops_used": sum(t.get("flops_used", 0.0) for t in trained),
         "flops_dense": sum(t.get("flops_dense", 0.0) for t in trained),
+        # What the masks reach (None: no masks, or trained before CL Studio measured it)
+        "masked_weight_share": trained[-1].get("masked_weight_share") if trained else None,
+        "masked_mac_share": trained[-1].get("masked_mac_share") if trained else None,
     }

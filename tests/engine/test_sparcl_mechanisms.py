@@ -12,7 +12,16 @@ from clstudio.engine.replay import ReservoirBuffer
 from clstudio.engine.sparcl.ddr import DataRemoval, ForgettingStats, removal_stages
 from clstudio.engine.sparcl.dgm import GradientMasks
 from clstudio.engine.sparcl.flops import dense_cost, iteration_cost, layer_macs
-from clstudio.engine.sparcl.masks import MaskSet, TdmStep, conv_sparsity, expand, shrink, sparse_layers, tdm_schedule
+from clstudio.engine.sparcl.masks import (
+    MaskSet,
+    TdmStep,
+    conv_sparsity,
+    coverage,
+    expand,
+    shrink,
+    sparse_layers,
+    tdm_schedule,
+)
 from clstudio.engine.training.rehearsal import masked_head_ce
 
 
@@ -235,3 +244,35 @@ def test_flops_dense_layers_pay_full_cost():
     macs = {"stem": 100, "block": 1000}
     assert iteration_cost(macs, {"block": 0.9}, {"block": 0.95}, 1, 1) == 2 * (3 * 100 + (0.2 + 0.05) * 1000)
     assert dense_cost(macs, 2, 3) == 2 * 3 * 1100 * 2 * 3
+
+
+@pytest.mark.parametrize("name, size", [("efficientnet_lite0", 224), ("resnet18", 224), ("resnet50", 224)])
+def test_mask_rule_on_pretrained_backbones_reaches_the_dense_convs(name, size):
+    """Dense convs are masked, the stem, depthwise convs and 1×1 projection shortcuts are not; on
+    EfficientNet-Lite0 that is ≥ 90 % of the conv weights and ≥ 85 % of the MACs (the old "kernel > 1×1"
+    rule masked only its depthwise convs)."""
+    model = create_backbone(name, "random").model
+    layers = sparse_layers(model)
+    convs = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    stem = next(iter(convs))
+    assert stem not in layers
+    assert all(m.groups == 1 for m in layers.values())
+    assert not any("downsample" in n for n in layers)
+    dense_rest = {n for n, m in convs.items() if m.groups == 1 and n != stem and "downsample" not in n}
+    assert set(layers) == dense_rest
+    reach = coverage(model, layers, layer_macs(model, size))
+    conv_share = sum(m.weight.numel() for m in layers.values()) / sum(m.weight.numel() for m in convs.values())
+    if name == "efficientnet_lite0":
+        assert any(m.groups > 1 for m in convs.values())  # it has depthwise convs, all left dense
+        assert conv_share >= 0.90 and reach["masked_mac_share"] >= 0.85
+    assert 0.8 < reach["masked_weight_share"] <= conv_share
+
+
+def test_masks_saved_under_an_older_rule_load_on_their_own_layers(cifar_resnet):
+    model = create_backbone("tiny", "random").model
+    old = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    only = list(old)[1]
+    saved = {f"mask::{only}": torch.zeros_like(old[only].weight, dtype=torch.uint8)}
+    masks = MaskSet(model)
+    masks.load_state(saved)
+    assert list(masks.layers) == [only] and not masks.masks[only].any()

@@ -118,7 +118,8 @@ def test_sparcl_invariants_in_the_training_loop(tmp_path, folders):
     assert any(isinstance(e, ev.SparsityUpdated) and e.per_layer for e in events)
     assert sum(isinstance(e, ev.DataRemoved) for e in events) == 8
     report = p.sparsity_report()
-    assert report["layers"] == ["features.3", "features.6"]
+    assert report["layers"] == ["features.3", "features.6", "features.9"]  # every dense conv but the stem
+    assert 0.9 < report["masked_weight_share"] < 1 and 0.5 < report["masked_mac_share"] < 1
     assert report["flops_dense"] / report["flops_used"] > 2.5
     assert len(p.doc["R_class_il"]) == 2 and len(p.doc["R_class_il"][1]) == 2
 

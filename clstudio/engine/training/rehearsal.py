@@ -26,7 +26,7 @@ from clstudio.engine.events import DataRemoved, SparsityUpdated
 from clstudio.engine.sparcl.ddr import DataRemoval, ForgettingStats
 from clstudio.engine.sparcl.dgm import GradientMasks
 from clstudio.engine.sparcl.flops import FlopsCounter, iteration_cost, layer_macs
-from clstudio.engine.sparcl.masks import sparse_layers, tdm_schedule
+from clstudio.engine.sparcl.masks import coverage, sparse_layers, tdm_schedule
 from clstudio.engine.strategies.base import TensorDict
 from clstudio.engine.strategies.rehearsal import RehearsalConfig, RehearsalStrategy
 from clstudio.engine.training.loop import EpochOutcome, FitResult, TaskData, TrainingMethod
@@ -346,6 +346,8 @@ class RehearsalTraining(TrainingMethod):
         }
         if self.masks is not None:
             extra["sparsity"] = {k: round(v, 6) for k, v in self.weight_sparsity.items()}
+            reach = coverage(self.strategy.features, self.masks.layers, self._macs or {})
+            extra.update({k: round(v, 6) for k, v in reach.items()})
         if self.removal is not None:
             extra["ddr_removed"] = int(sum(len(r) for r in self.removal.removed))
         # The final weights are the task's result (the paper keeps no best epoch); val_acc is the last epoch's.
