@@ -276,3 +276,28 @@ def test_masks_saved_under_an_older_rule_load_on_their_own_layers(cifar_resnet):
     masks = MaskSet(model)
     masks.load_state(saved)
     assert list(masks.layers) == [only] and not masks.masks[only].any()
+
+
+def test_ddr_ranks_at_one_presentation_per_window_by_misses_then_loss():
+    """The app's 10 epochs: stages one epoch apart. After one presentation every forgetting score is 0 or
+    'never learned'; the removal must still take the lowest-loss correct samples, and the window stays open
+    so the next stage sees two presentations (and real forgetting events)."""
+    ddr = DataRemoval(8, 10, 0.5, 0.1, 0.4, seed=0)  # stages 1..4, one sample each
+    assert ddr.stages == [1, 2, 3, 4] and ddr.keep_window
+    stats = ForgettingStats(8, never_learned_score=10)
+    loss = np.array([0.9, 0.1, 0.5, 0.3, 2.0, 2.5, 0.05, 1.0])
+    stats.record(np.arange(8), np.array([1, 1, 1, 1, 0, 0, 1, 1]), loss)
+    assert ddr.maybe_remove(1, stats).tolist() == [6]  # correct and the lowest loss
+    assert stats.seen[0] == 1  # not reset: the window goes on
+    stats.record(ddr.kept, np.array([0, 1, 1, 1, 0, 0, 1]), loss[ddr.kept])  # sample 0 forgotten once
+    assert ddr.maybe_remove(2, stats).tolist() == [1]
+    assert stats.scores()[0] == 1 and 0 in ddr.kept
+
+
+def test_ddr_at_the_papers_epochs_still_resets_its_window():
+    ddr = DataRemoval(100, 50, 0.3, 0.1, 0.4, seed=0)
+    assert not ddr.keep_window
+    stats = ForgettingStats(100, never_learned_score=50)
+    stats.record(np.arange(100), np.ones(100), np.linspace(0, 1, 100))
+    assert ddr.maybe_remove(5, stats).tolist() == list(range(7))  # all tie on score 0: lowest loss first
+    assert stats.seen.sum() == 0

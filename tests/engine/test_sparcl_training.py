@@ -208,3 +208,40 @@ def test_three_task_cli_run(tmp_path, folders, capsys):
     assert result["strategy"] == "sparcl" and len(result["sparsity"]["tasks"]) == 3
     assert all(min(t["sparsity"]) >= 0.89 for t in result["sparsity"]["tasks"])
     assert result["sparsity"]["flops_dense"] / result["sparsity"]["flops_used"] > 3
+
+
+def _easy_and_hard_folder(root, per_class_easy=20, per_class_hard=40):
+    """Two classes: solid red / solid blue images (easy: learned in a few steps and never forgotten) and
+    uniform noise filed under either class (hard: no pattern to learn). Returns (folder, easy file names)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    easy = set()
+    for cls, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class_easy):
+            pixels = np.clip(np.array(colour) + rng.integers(-15, 16, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / cls / f"easy-{i}.png")
+            easy.add(f"{cls}/easy-{i}.png")
+        for i in range(per_class_hard):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / cls / f"noise-{i}.png")
+    return root, easy
+
+
+def test_ddr_at_the_apps_epochs_removes_the_easy_samples(tmp_path):
+    """10 epochs (the app's), so DDR's stages are one epoch apart: the removal must take the consistently
+    easy images, not a random draw of whatever was right once (here half the removals would be noise)."""
+    folder, easy = _easy_and_hard_folder(tmp_path / "easy-hard")
+    p = Project.create(tmp_path / "p", strategy="sparcl", backbone="tiny", config=FAST)
+    p.add_task(folder)
+    watch = Watcher(p)
+    p.training_method.probe = watch
+    p.train_pending()
+    index = p.store.index(p.tasks[0])
+    names = [path for path, _ in index["train"]]
+    removed = sorted(watch.removed["t1"])
+    assert len(removed) == p.tasks[0]["ddr_removed"] >= 12
+    removed_easy = sum(names[i] in easy for i in removed)
+    share_easy_in_train = sum(n in easy for n in names) / len(names)
+    assert share_easy_in_train < 0.4  # a random removal would be mostly noise
+    assert removed_easy >= 0.9 * len(removed), f"{removed_easy} of {len(removed)} removed images are easy"

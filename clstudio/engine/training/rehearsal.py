@@ -272,7 +272,10 @@ class RehearsalTraining(TrainingMethod):
             idx, y_all, logits_all = self._gather_step(slots, idx, y, logits)
         else:
             y_all, logits_all = y, logits.detach()
-        self.stats.record(idx, (logits_all.argmax(1) == y_all.to(logits_all.device)).cpu().numpy())
+        y_dev = y_all.to(logits_all.device)
+        with torch.no_grad():  # DDR ranks samples that tie on forgetting events by this loss
+            sample_loss = F.cross_entropy(logits_all.float(), y_dev, reduction="none")
+        self.stats.record(idx, (logits_all.argmax(1) == y_dev).cpu().numpy(), sample_loss.cpu().numpy())
         if self.masks is not None:
             self.masks.apply_to_grads()
         if self.dgm is not None:
@@ -384,6 +387,9 @@ class RehearsalTraining(TrainingMethod):
                 "stats::learned": _np(st.learned),
                 "stats::events": _np(st.events),
                 "stats::last_scores": _np(st.last_scores),
+                "stats::misses": _np(st.misses),
+                "stats::seen": _np(st.seen),
+                "stats::loss_sum": _np(st.loss_sum),
             }
         )
         meta: dict[str, Any] = {
@@ -417,6 +423,9 @@ class RehearsalTraining(TrainingMethod):
             tensors["stats::events"].numpy().copy(),
             tensors["stats::last_scores"].numpy().copy(),
         )
+        if "stats::misses" in tensors:  # checkpoints written before DDR ranked by misses and loss lack them
+            st.misses, st.seen = tensors["stats::misses"].numpy().copy(), tensors["stats::seen"].numpy().copy()
+            st.loss_sum = tensors["stats::loss_sum"].numpy().copy()
         self.val_acc, self.best_acc = float(meta["val_acc"]), float(meta["best_acc"])
         self.best_epoch, self.skipped_total, self.failed = (
             int(meta["best_epoch"]),
