@@ -156,6 +156,17 @@ class ProjectView:
     def last_row(self) -> list[float]:
         return self.doc["R"][-1] if self.doc["R"] else []
 
+    def near_chance_when_trained(self) -> dict[str, float]:
+        """Trained tasks whose accuracy right after training (their diagonal entry of R, on their evaluation
+        images) is within two standard errors of guessing: name → that accuracy. A tick would be a lie."""
+        out = {}
+        for row, tid in enumerate(self.doc["R_tasks"]):
+            t = self.task(tid)
+            accuracy = self.doc["R"][row][row]
+            if metrics.near_chance(accuracy, len(t["classes"]), t["eval_images"]):
+                out[t["name"]] = accuracy
+        return out
+
     def evaluation_basis(self) -> list[dict[str, Any]]:
         """Per trained task: which images its accuracies are measured on, how many (the fewest per class), and
         warnings where a number rests on too few images or sits near chance."""

@@ -69,17 +69,28 @@ class TasksPanel(QWidget):
 
     def show_data(self, state: ProjectView, training: str | None = None, queued: list[str] | None = None) -> None:
         self.list.clear()
+        weak = state.near_chance_when_trained()
         for t in state.tasks:
             n_images = t["train_images"] + t["eval_images"]
             waiting = not t["trained"] and t["name"] != training
-            if t["trained"]:
+            chance = 1 / max(1, len(t["classes"]))
+            if t["name"] in weak:
+                status = f"⚠ trained, near chance: {weak[t['name']]:.0%} (guessing: {chance:.0%})"
+            elif t["trained"]:
                 status = f"✓ trained (val {t.get('best_val_acc', 0):.0%})"
             elif t["name"] == training:
                 status = "● training…"
             else:
                 status = "waiting to train · drag to reorder"
             item = QListWidgetItem(f"{t['name']}\n   {len(t['classes'])} classes · {n_images} images · {status}")
-            item.setToolTip("Classes: " + ", ".join(t["classes"]) + f"\nFrom: {t['source']}")
+            tip = "Classes: " + ", ".join(t["classes"]) + f"\nFrom: {t['source']}"
+            if t["name"] in weak:
+                tip += (
+                    f"\nIts accuracy on {t['eval_images']} evaluation images is within two standard errors of "
+                    "guessing: the model learned nothing usable. More images per class, more epochs, or "
+                    "another method (CLR) may help."
+                )
+            item.setToolTip(tip)
             item.setData(NAME, t["name"])
             item.setData(WAITING, waiting)
             item.setData(DELETABLE, bool(t["trained"]) and state.tasks_kept_apart and training is None)
