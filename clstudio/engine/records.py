@@ -58,6 +58,7 @@ class TaskEntry(TypedDict):
     masked_weight_share: NotRequired[float]  # the masked layers' share of all backbone weights
     masked_mac_share: NotRequired[float]  # ... and of its forward MACs
     ddr_removed: NotRequired[int]
+    replay_unreadable: NotRequired[int]  # buffer picks whose file could not be read while this task trained
     # Per-task strategies (CLR, linear probe): digests of the weight file, each tensor and the task's answers
     # when it was trained: the zero-forgetting proof (engine/proof.py).
     proof: NotRequired[dict[str, Any]]

@@ -245,3 +245,31 @@ def test_ddr_at_the_apps_epochs_removes_the_easy_samples(tmp_path):
     share_easy_in_train = sum(n in easy for n in names) / len(names)
     assert share_easy_in_train < 0.4  # a random removal would be mostly noise
     assert removed_easy >= 0.9 * len(removed), f"{removed_easy} of {len(removed)} removed images are easy"
+
+
+def test_unreadable_replay_images_are_replaced_counted_and_in_the_dense_reference(tmp_path, folders):
+    """Files of an earlier task deleted before the next one trains: each unreadable buffer pick is replaced
+    (DER++'s two replay batches stay full), counted and reported; the dense FLOPs reference counts the
+    replay images the steps drew, not an assumed full stream."""
+    cfg = {k: v for k, v in FAST.items() if k != "dgm_refresh"}
+    p = Project.create(tmp_path / "p", strategy="derpp", backbone="tiny", config=cfg)
+    p.add_task(folders[0])
+    p.train_pending()
+    index = p.store.index(p.tasks[0])
+    (tmp_path / "gone").mkdir()
+    for path, _ in index["train"][::2]:
+        (folders[0] / path).rename(tmp_path / "gone" / path.replace("/", "_"))
+    p = Project.open(p.folder)  # a new process: nothing decoded in memory
+    p.add_task(folders[1])
+    replayed: list[int] = []
+    p.training_method.probe = lambda kind, facts: kind == "step" and replayed.append(facts["replayed"])
+    events: list = []
+    p.train_pending(observers=[events.append])
+    t2 = p.tasks[1]
+    assert t2["replay_unreadable"] > 0
+    assert replayed and all(r == 2 * cfg["batch_size"] for r in replayed)
+    assert any(isinstance(e, ev.Warning) and "could not be read" in e.message for e in events)
+    macs = sum(p.training_method.macs.values())
+    steps = t2["train_images"] // cfg["batch_size"]
+    per_image = 2 * 3 * macs
+    assert t2["flops_dense"] == pytest.approx(cfg["epochs"] * steps * per_image * 3 * cfg["batch_size"], rel=1e-9)

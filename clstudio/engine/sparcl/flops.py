@@ -3,8 +3,9 @@
 For each conv / linear layer l with dense forward cost F_l (MACs per image):
     forward (1 − s_l)·F_l  +  input-gradient (1 − s_l)·F_l  +  weight-gradient (1 − g_l)·F_l
 with s_l the layer's current weight sparsity and g_l its gradient sparsity (DGM; = s_l without DGM; 0 for
-dense layers), times the images of the iteration, times the forward/backward streams (1 on the first task;
-then 2 for ER, 3 for DER++). The dense reference is 3·ΣF_l per image and stream over all of a task's data.
+dense layers), times the images of the iteration, its batch plus the replay images it drew (on the first
+task none; then one replay batch for ER, two for DER++). The dense reference is 3·ΣF_l per image over all
+of a task's data plus the replay images the steps drew (the same buffer gives a dense run the same draws).
 Mask updates, percentiles and statistics are not counted (as in the paper's accounting).
 """
 
@@ -59,7 +60,7 @@ def iteration_cost(
     return 2.0 * per_image * images * streams
 
 
-def dense_cost(macs: dict[str, int], images: int, streams: int) -> float:
+def dense_cost(macs: dict[str, int], images: float, streams: int) -> float:
     return 2.0 * 3 * sum(macs.values()) * images * streams
 
 
@@ -76,8 +77,10 @@ class FlopsCounter:
         self.used += cost
         self.iterations += 1
 
-    def add_dense_epoch(self, macs: dict[str, int], iterations: int, batch: int, streams: int) -> None:
-        self.dense += iterations * dense_cost(macs, batch, streams)
+    def add_dense_epoch(self, macs: dict[str, int], iterations: int, images_per_iteration: float) -> None:
+        """The dense method's epoch: ``iterations`` steps of ``images_per_iteration`` forward/backward passes
+        (its batch plus the replay images of a step)."""
+        self.dense += iterations * dense_cost(macs, images_per_iteration, 1)
         self.dense_iterations += iterations
 
     @property

@@ -23,6 +23,7 @@ from clstudio.engine.data.dataset import DecodeCache, ImageListDataset, Preproce
 from clstudio.engine.device import autocast
 from clstudio.engine.evaluate import Evaluator
 from clstudio.engine.events import DataRemoved, SparsityUpdated
+from clstudio.engine.events import Warning as WarningEvent
 from clstudio.engine.sparcl.ddr import DataRemoval, ForgettingStats
 from clstudio.engine.sparcl.dgm import GradientMasks
 from clstudio.engine.sparcl.flops import FlopsCounter, iteration_cost, layer_macs
@@ -85,17 +86,23 @@ class RehearsalTraining(TrainingMethod):
         return self._replay_sets[tid]
 
     def _buffer_batch(self, size: int) -> tuple[torch.Tensor, ...] | None:
-        """(images, labels, logits, widths) for a uniform draw; samples whose file is gone are left out.
-        Distributed, every rank draws the same picks (the buffer's generator is the same everywhere) and
-        decodes its share of them."""
+        """(images, labels, logits, widths) for a uniform draw. A sample whose file can no longer be read is
+        counted (``replay_unreadable``, reported with the task) and, in one process, replaced by another
+        buffer sample, so the batch keeps its size. Distributed, every rank draws the same picks (the
+        buffer's generator is the same everywhere) and decodes its share; there an unreadable one is left
+        out (replacing it would need the other ranks to agree) and still counted."""
         buf = self.strategy.buffer
-        picks = self.dist.shard(buf.sample(size))
-        xs, keep = [], []
-        for j in picks.tolist():
-            img, label = self._replay_set(f"t{int(buf.task[j])}")[int(buf.item[j])]
-            if label >= 0:
-                xs.append(img)
-                keep.append(j)
+        drawn = buf.sample(size)
+        self.replay_drawn += len(drawn)
+        picks = self.dist.shard(drawn)
+        xs, keep = self._decode_replay(picks.tolist())
+        if len(keep) < len(picks) and not self.dist.active:
+            taken = set(drawn.tolist())
+            spare = [j for j in buf.sample(len(buf)).tolist() if j not in taken]
+            while len(keep) < len(picks) and spare:
+                more, extra = self._decode_replay(spare[: len(picks) - len(keep)])
+                spare = spare[len(picks) - len(keep) :]
+                xs, keep = xs + more, keep + extra
         if not keep:
             if not self.dist.active:
                 return None
@@ -105,6 +112,17 @@ class RehearsalTraining(TrainingMethod):
         k = torch.tensor(keep, dtype=torch.long)
         x = self.prep.normalise(torch.cat([t[None] if t.dim() == 3 else t for t in xs]).to(self.device))
         return x, buf.label[k].to(self.device), buf.logits[k].to(self.device), buf.width[k].to(self.device)
+
+    def _decode_replay(self, picks: list[int]) -> tuple[list[torch.Tensor], list[int]]:
+        buf, xs, keep = self.strategy.buffer, [], []
+        for j in picks:
+            img, label = self._replay_set(f"t{int(buf.task[j])}")[int(buf.item[j])]
+            if label >= 0:
+                xs.append(img)
+                keep.append(j)
+            else:
+                self.replay_unreadable += 1
+        return xs, keep
 
     def _replay_draws(self) -> list[tuple[str, tuple[torch.Tensor, ...] | None]]:
         """DER++: two independent draws (for the MSE and the CE term); ER: one (CE)."""
@@ -183,6 +201,8 @@ class RehearsalTraining(TrainingMethod):
         self.counter = FlopsCounter()
         self.val_acc = self.best_acc = 0.0
         self.best_epoch = self.skipped_total = self.failed = 0
+        self.replay_drawn = self.replay_unreadable = 0  # buffer picks drawn / unreadable ones, this task
+        self.replay_drawn_before = self.steps_before = self.steps = 0  # at the epoch's start, for its mean
         self.weight_sparsity = self.masks.sparsity() if self.masks is not None else {}  # changes at mask updates
         self.order = np.arange(self.n)
         self.last_indices = np.empty(0, dtype=np.int64)
@@ -246,6 +266,7 @@ class RehearsalTraining(TrainingMethod):
         if d.sum_counts([len(good)])[0] < 2:  # BatchNorm in train mode needs two images
             return None
         draws = self._replay_draws() if self.replay else []
+        self.steps += 1
         counts = [len(good)] + [len(b[1]) if b is not None else 0 for _, b in draws]
         totals = d.sum_counts(counts)
         shares = [c / t if t else 0.0 for c, t in zip(counts, totals, strict=True)]
@@ -317,10 +338,15 @@ class RehearsalTraining(TrainingMethod):
 
     def end_epoch(self, epoch: int) -> EpochOutcome:
         s, cfg = self.strategy, self.config
-        # The dense reference: the same schedule without DDR, at the configured batch, on every stream.
+        # The dense reference: the same schedule without DDR, at the configured batch, plus per step the
+        # replay images this run's steps drew (a dense run draws from the same buffer: full batches once it
+        # holds them, fewer while it is smaller than a batch; unreadable picks included).
+        steps, drawn = self.steps - self.steps_before, self.replay_drawn - self.replay_drawn_before
+        replay_per_step = drawn / steps if steps else 0.0
         self.counter.add_dense_epoch(
-            self.macs, max(1, self.n // cfg.batch_size), min(cfg.batch_size, self.n), self.streams
+            self.macs, max(1, self.n // cfg.batch_size), min(cfg.batch_size, self.n) + replay_per_step
         )
+        self.steps_before, self.replay_drawn_before = self.steps, self.replay_drawn
         # The importance score of the next mask update uses this epoch's last (masked) gradient (§3.1).
         layers = self.masks.layers if self.masks else {}
         s.retained_grads = {k: m.weight.grad.detach().clone() for k, m in layers.items() if m.weight.grad is not None}
@@ -353,6 +379,14 @@ class RehearsalTraining(TrainingMethod):
             extra.update({k: round(v, 6) for k, v in reach.items()})
         if self.removal is not None:
             extra["ddr_removed"] = int(sum(len(r) for r in self.removal.removed))
+        if self.replay_unreadable:
+            extra["replay_unreadable"] = self.replay_unreadable
+            handled = "left out of their batches" if self.dist.active else "each replaced by another sample"
+            message = (
+                f"{self.replay_unreadable} replayed images of earlier tasks could not be read (moved or deleted "
+                f"since they trained): {handled}; the FLOPs reference counts them."
+            )
+            self.emit(WarningEvent(message))
         # The final weights are the task's result (the paper keeps no best epoch); val_acc is the last epoch's.
         return FitResult(self.val_acc, self.epochs, self.epochs, seconds, self.skipped_total, extra)
 
@@ -400,6 +434,7 @@ class RehearsalTraining(TrainingMethod):
             "skipped": self.skipped_total,
             "failed": self.failed,
             "flops": [self.counter.used, self.counter.dense, self.counter.iterations, self.counter.dense_iterations],
+            "replay": [self.replay_drawn, self.replay_unreadable, self.steps],
         }
         if self.removal is not None:
             tensors["ddr::kept"] = _np(self.removal.kept)
@@ -432,6 +467,9 @@ class RehearsalTraining(TrainingMethod):
             int(meta["skipped"]),
             int(meta["failed"]),
         )
+        if "replay" in meta:  # older checkpoints: counted from this epoch on
+            self.replay_drawn, self.replay_unreadable, self.steps = (int(v) for v in meta["replay"])
+        self.replay_drawn_before, self.steps_before = self.replay_drawn, self.steps
         used, dense, iterations, dense_iterations = meta["flops"]
         self.counter = FlopsCounter(float(used), float(dense), int(iterations), int(dense_iterations))
         if self.removal is not None:
