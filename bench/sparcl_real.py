@@ -7,6 +7,10 @@ training time, both as ratios against dense DER++ measured in the same run (> 1:
 
     python bench/sparcl_real.py                                  # 200 train images per class, 5 epochs
     python bench/sparcl_real.py --per-class 6000 --epochs 50     # the paper's scale (days on a CPU)
+
+``--mode app`` runs what a user of the app gets instead: EfficientNet-Lite0 (ImageNet weights), the app
+preset (10 epochs unless --epochs), ``--image-size`` px; there SparCL's first task ramps its sparsity up
+(prune_start 'auto' = cubic), and ``sparcl-0.75-oneshot`` is the paper's one-shot prune for comparison.
 """
 
 from __future__ import annotations
@@ -35,24 +39,29 @@ METHODS = {
     "tdm-0.75": ("sparcl", {"sparsity": 0.75, "ddr": False, "dgm": False}),
     "ddr": ("sparcl", {"tdm": False, "dgm": False}),
     "tdm+dgm-0.75": ("sparcl", {"sparsity": 0.75, "ddr": False}),
+    # how the first task reaches the sparsity, on a pretrained backbone (--mode app)
+    "sparcl-0.75-oneshot": ("sparcl", {"sparsity": 0.75, "prune_start": "one-shot"}),
+    "sparcl-0.75-cubic": ("sparcl", {"sparsity": 0.75, "prune_start": "cubic"}),
+    "sparcl-0.75-cubic-short": ("sparcl", {"sparsity": 0.75, "prune_start": "cubic", "prune_ramp": 0.2}),
 }
 DEFAULT_METHODS = "er,derpp,sparcl-0.75,sparcl-0.90,sparcl-0.95"
 
 
-def run(method: str, folders: list[Path], work: Path, epochs: int, buffer: int, seed: int) -> dict:
+def run(
+    method: str, folders: list[Path], work: Path, epochs: int, buffer: int, seed: int, args: argparse.Namespace
+) -> dict:
     strategy, extra = METHODS[method]
     folder = work / f"project-{method}"
     if folder.exists():
         import shutil
 
         shutil.rmtree(folder)
-    p = Project.create(
-        folder,
-        strategy=strategy,
-        preset="paper",
-        config={"epochs": epochs, "buffer_size": buffer, "seed": seed, **extra},
-        device="cpu",
-    )
+    if args.mode == "app":
+        config = {"epochs": epochs or 10, "seed": seed, "image_size": args.image_size, **extra}
+        p = Project.create(folder, strategy=strategy, backbone="efficientnet_lite0", config=config, device="cpu")
+    else:
+        config = {"epochs": epochs or 5, "buffer_size": buffer, "seed": seed, **extra}
+        p = Project.create(folder, strategy=strategy, preset="paper", config=config, device="cpu")
     for f in folders:
         p.add_task(f)
     start = time.monotonic()
@@ -80,7 +89,10 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=200, help="training images per class (paper scale: 6000)")
     ap.add_argument("--test-per-class", type=int, default=200)
     ap.add_argument("--val-per-class", type=int, default=20)
-    ap.add_argument("--epochs", type=int, default=5, help="per task, the same for every method (paper: 50)")
+    ap.add_argument("--epochs", type=int, default=0, help="per task, every method (default 5, app 10; paper 50)")
+    ap.add_argument("--mode", choices=("paper", "app"), default="paper")
+    ap.add_argument("--image-size", type=int, default=224, help="--mode app: the input size")
+    ap.add_argument("--tasks", type=int, default=5, help="the first N of the 5 tasks")
     ap.add_argument("--buffer", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated, from: {', '.join(METHODS)}")
@@ -90,15 +102,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     data = work / f"fmnist32-{args.per_class}-{args.val_per_class}-{args.test_per_class}"
-    folders = write_tasks(data, args.per_class, args.val_per_class, args.test_per_class, pad_to=32)
+    pad = 32 if args.mode == "paper" else 0
+    data = data.with_name(data.name + ("" if pad else "-28px"))
+    folders = write_tasks(data, args.per_class, args.val_per_class, args.test_per_class, pad_to=pad)[: args.tasks]
     print(
-        f"Fashion-MNIST 5×2, {args.per_class} train images/class, {args.test_per_class} test/class, 32 px; "
-        f"paper preset; {args.epochs} epochs/task; buffer {args.buffer}; {args.threads} CPU threads",
+        f"Fashion-MNIST {len(folders)}×2, {args.per_class} train images/class, {args.test_per_class} test/class; "
+        + (
+            f"app mode: EfficientNet-Lite0 at {args.image_size} px, app preset"
+            if args.mode == "app"
+            else f"paper preset, 32 px, buffer {args.buffer}"
+        )
+        + f"; {args.epochs or ('10' if args.mode == 'app' else '5')} epochs/task; {args.threads} CPU threads",
         flush=True,
     )
     results = []
     for method in args.methods.split(","):
-        r = run(method, folders, work, args.epochs, args.buffer, args.seed)
+        r = run(method, folders, work, args.epochs, args.buffer, args.seed, args)
         results.append(r)
         print(
             f"  {method:<12} Class-IL ACC {r['cil_acc']:.2%}  Task-IL ACC {r['til_acc']:.2%}  "

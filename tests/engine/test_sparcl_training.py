@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -273,3 +275,41 @@ def test_unreadable_replay_images_are_replaced_counted_and_in_the_dense_referenc
     steps = t2["train_images"] // cfg["batch_size"]
     per_image = 2 * 3 * macs
     assert t2["flops_dense"] == pytest.approx(cfg["epochs"] * steps * per_image * 3 * cfg["batch_size"], rel=1e-9)
+
+
+def test_cubic_ramp_prunes_the_first_task_gradually_then_tdm_takes_over(tmp_path, folders):
+    """prune_start='cubic': the first epoch trains dense, then the
+    masks reach s along s(1-(1-e/R)^3), R = 5 of 10 epochs, then TDM's schedule; the next task starts at s."""
+    from clstudio.engine.strategies.sparcl import cubic_ramp
+
+    p = Project.create(tmp_path / "p", strategy="sparcl", backbone="tiny", config={**FAST, "prune_start": "cubic"})
+    assert all(v == 0.0 for v in p.strategy.masks.sparsity().values())  # nothing pruned before training
+    for f in folders[:2]:
+        p.add_task(f)
+    seen: list[tuple[str, int, float, float]] = []
+
+    def probe(kind, facts):
+        if kind == "mask_update":
+            got = float(np.mean(list(p.strategy.masks.sparsity().values())))
+            seen.append((p.strategy.active, facts["epoch"], facts["step"].shrink_to, got))
+
+    p.training_method.probe = probe
+    p.train_pending()
+    ramp = cubic_ramp(10, 0.75, 0.5)
+    assert list(ramp) == [1, 2, 3, 4, 5] and ramp[5] == pytest.approx(0.75) and ramp[1] == pytest.approx(0.366)
+    first = [(e, want, got) for task, e, want, got in seen if task == "t1"]
+    assert [e for e, _, _ in first] == list(range(1, 10))  # epoch 0 dense; the ramp, then TDM on 6..9
+    for e, want, got in first[:5]:
+        assert want == pytest.approx(ramp[e]) and got == pytest.approx(ramp[e], abs=0.01)
+    assert all(got >= 0.74 for _, _, got in first[5:])
+    second = [e for task, e, _, _ in seen if task == "t2"]
+    assert second == list(range(10))  # the second task: TDM's schedule from its first epoch
+
+
+def test_prune_start_is_one_shot_unless_asked_and_checked():
+    from clstudio.engine.errors import ProjectError
+    from clstudio.engine.strategies.registry import make_config
+
+    assert make_config("sparcl", {}).prune_start == "one-shot"  # what measured best on Lite0 (README)
+    with pytest.raises(ProjectError, match="prune_start must be one of"):
+        Project.create(Path(tempfile.mkdtemp()) / "p", "sparcl", backbone="tiny", config={"prune_start": "gradual"})

@@ -27,7 +27,7 @@ from clstudio.engine.events import Warning as WarningEvent
 from clstudio.engine.sparcl.ddr import DataRemoval, ForgettingStats
 from clstudio.engine.sparcl.dgm import GradientMasks
 from clstudio.engine.sparcl.flops import FlopsCounter, iteration_cost, layer_macs
-from clstudio.engine.sparcl.masks import coverage, sparse_layers, tdm_schedule
+from clstudio.engine.sparcl.masks import TdmStep, coverage, sparse_layers, tdm_schedule
 from clstudio.engine.strategies.base import TensorDict
 from clstudio.engine.strategies.rehearsal import RehearsalConfig, RehearsalStrategy
 from clstudio.engine.training.loop import EpochOutcome, FitResult, TaskData, TrainingMethod
@@ -180,6 +180,14 @@ class RehearsalTraining(TrainingMethod):
             if self.masks
             else {}
         )
+        # A pretrained anchor reaches its sparsity gradually in the first task; TDM takes over after the ramp.
+        self.ramp: dict[int, float] = {}
+        if self.masks is not None and previous_tasks == 0 and getattr(s, "ramp_first_task", False):
+            from clstudio.engine.strategies.sparcl import cubic_ramp
+
+            self.ramp = cubic_ramp(self.epochs, cfg.sparsity, cfg.prune_ramp)
+            if not self.ramp and min(self.masks.sparsity().values(), default=1.0) == 0.0:
+                self.masks.prune_to(cfg.sparsity)  # a one-epoch task: nothing to ramp over
         self.removal = (
             DataRemoval(self.n, self.epochs, cfg.ddr_ratio, cfg.update_every, cfg.ddr_cutoff, seed + previous_tasks)
             if getattr(cfg, "ddr", False)
@@ -222,11 +230,14 @@ class RehearsalTraining(TrainingMethod):
 
     def start_epoch(self, epoch: int) -> None:
         s, e = self.strategy, epoch - 1  # the schedules count epochs from 0, as the released code does
-        if self.masks is not None and e in self.plan:
+        step = TdmStep(self.ramp[e], None) if e in self.ramp else self.plan.get(e)
+        if self.ramp and e <= max(self.ramp) and e not in self.ramp:
+            step = None  # before the ramp's first prune (epoch 0): dense, no TDM step
+        if self.masks is not None and step is not None:
             before = {k: v.clone() for k, v in self.masks.masks.items()} if self.probe else {}
-            self.masks.update(self.plan[e], s.retained_grads, self.config.tdm_lambda, self.mask_rng)
+            self.masks.update(step, s.retained_grads, self.config.tdm_lambda, self.mask_rng)
             if self.probe:
-                self.probe("mask_update", {"epoch": e, "step": self.plan[e], "before": before})
+                self.probe("mask_update", {"epoch": e, "step": step, "before": before})
             self.weight_sparsity = self.masks.sparsity()
             self._emit_sparsity(epoch)
         kept = np.arange(self.n)
