@@ -39,7 +39,7 @@ def test_sparcl_run_shows_sparsity_heatmap_flops_and_both_matrices(qtbot, tmp_pa
         assert panel.stack.currentWidget() is panel.heat_plot
         shown = panel.image.image
         expected = np.array([t["sparsity"] for t in report["tasks"]]).T
-        assert shown.shape == (2, 2) and np.allclose(shown, expected)
+        assert shown.shape == (3, 2) and np.allclose(shown, expected)  # every dense conv but the stem, 2 tasks
         assert "fewer" in panel.flops.text()
 
         matrix = window.matrix
