@@ -18,6 +18,13 @@ PEER_STOPPED = (
 )
 
 
+RUN_STOPPED = (
+    "a process of this distributed run stopped (out of memory, or stopped from outside), so the run stopped. "
+    "The task in training stays untrained; its last epoch checkpoint is kept: run the same command with "
+    "--resume (any number of processes) to continue it."
+)
+
+
 def without_nproc(argv: list[str]) -> list[str]:
     """The command line minus ``--nproc N`` / ``--nproc=N``: what every launched process runs."""
     out, skip = [], False
@@ -50,6 +57,13 @@ def launch(nproc: int, argv: list[str]) -> int:
         codes = sorted({f.exitcode for f in e.failures.values()})
         if codes == [130]:
             return 130  # cancelled: each process said so
+        killed = sorted((rank, f.signal_name()) for rank, f in e.failures.items() if f.exitcode < 0)
+        if killed:
+            # Said here, not only by the surviving ranks: the launcher may stop them (SIGTERM) before their
+            # next collective notices the missing peer, and then nobody else explains what happened.
+            who = ", ".join(f"rank {rank} was killed ({name})" for rank, name in killed)
+            print(f"clstudio: error: {who}: {RUN_STOPPED}", file=sys.stderr)
+            return 1
         print(
             f"clstudio: error: a training process failed (exit codes {', '.join(map(str, codes))}); see its "
             "message above. The task in training stays untrained; run the same command with --resume to "
