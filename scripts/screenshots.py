@@ -91,6 +91,27 @@ def clr_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
     sh.shot("09-classify", w)
 
 
+def live_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
+    """CLR's first model: the probe head is live in Classify while CLR trains (paused to look at it)."""
+    from clstudio.engine import events as ev
+
+    add_tasks(sh, w, [colours])
+    seen = watch(w)
+    w.train.start.click()
+    sh.wait(lambda: any(isinstance(e, ev.ModelLive) for e in seen))
+    w.train.pause.click()
+    sh.wait(lambda: any(isinstance(e, ev.Paused) for e in seen))
+    sh.shot("28-probe-model-live", w)
+    w.tabs.setCurrentWidget(w.classify)
+    w.classify.request([str(sorted((colours / c).iterdir())[0]) for c in ("red", "green", "blue")])
+    sh.wait(lambda: len(w.classify.cards) == 3, 120)
+    sh.shot("29-classify-with-the-probe-while-clr-trains", w)
+    w.tabs.setCurrentWidget(w.curves)
+    w.train.pause.click()
+    sh.wait(lambda: w.training is None and not w.jobs.busy)
+    sh.shot("30-clr-against-its-probe", w)
+
+
 def odd_images(folder: Path) -> list[Path]:
     """Images unlike the demo tasks: a scanned-page look and a photo-like noise field."""
     import numpy as np
@@ -208,7 +229,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backbone", default="efficientnet_lite0", help="the CLR run's backbone")
     ap.add_argument("--epochs", type=int, default=15, help="the CLR run's epochs (6 is too few for the demo)")
-    ap.add_argument("--only", choices=["clr", "sparcl", "classify", "results", "newcomer"], help="shoot one run only")
+    ap.add_argument(
+        "--only", choices=["clr", "sparcl", "classify", "results", "newcomer", "live"], help="shoot one run only"
+    )
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="clstudio-shots-"))
     os.environ["CLSTUDIO_HOME"] = str(home)
@@ -245,6 +268,8 @@ def main() -> int:
         runs.append((forgetting_run, trained(p, [shapes, colours])))
         p = Project.create(home / "proof", backbone=args.backbone, config={"epochs": 3})
         runs.append((proof_run, trained(p, [shapes, colours])))
+    if args.only in (None, "live"):
+        runs.append((live_run, Project.create(home / "live", backbone=args.backbone, config={"epochs": 4})))
     if args.only in (None, "clr"):
         p = Project.create(home / "clr", backbone=args.backbone, config={"epochs": args.epochs})
         runs.append((clr_run, p))

@@ -51,10 +51,18 @@ class ProgressPrinter:
                 f"{star}{lr}{extra}",
                 file=out,
             )
+        elif isinstance(event, ev.ModelLive):
+            print(
+                f"  {event.model} model of '{event.task}' ready after {format_duration(event.seconds)} (val acc "
+                f"{event.val_acc:.1%}): classify can use it now; training goes on and replaces it only if better",
+                file=out,
+            )
         elif isinstance(event, ev.TaskFinished):
+            # Epoch 0 is the probe head CLR started from: no epoch beat it on validation, so it stayed.
+            kept = "the probe model: no epoch beat it" if event.best_epoch == 0 else f"epoch {event.best_epoch}"
             print(
                 f"Finished '{event.task}' in {format_duration(event.seconds)}: best val acc "
-                f"{event.best_val_acc:.1%} (epoch {event.best_epoch} of {event.epochs_run})",
+                f"{event.best_val_acc:.1%} ({kept} of {event.epochs_run})",
                 file=out,
             )
         elif isinstance(event, ev.EvalFinished):

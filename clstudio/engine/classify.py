@@ -59,7 +59,7 @@ def _top(probs: torch.Tensor, classes: list[str], k: int) -> list[list[Any]]:
 
 
 def _check_trained(task: TaskEntry) -> None:
-    if not task["trained"]:
+    if task["weights"] is None:  # a task in training that has a live model comes with that model's file
         raise ProjectError(f"Task '{task['name']}' is not trained yet; train it before classifying.")
 
 

@@ -64,6 +64,17 @@ class EpochEnded(Event):
 
 
 @dataclass(frozen=True)
+class ModelLive(Event):
+    """A usable model of the task in training is saved and Classify can use it now: the probe head CLR
+    starts from. Training goes on and replaces it only with an epoch that beats it on validation."""
+
+    task: str
+    model: str  # "probe"
+    val_acc: float
+    seconds: float  # since the task started
+
+
+@dataclass(frozen=True)
 class EvalFinished(Event):
     after_task: str
     tasks: tuple[str, ...]  # column order of row

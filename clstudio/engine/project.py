@@ -12,7 +12,7 @@ import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from clstudio.engine import assemble, evaluations, proof, task_edits
 from clstudio.engine.cancel import CancelToken, PauseToken
@@ -37,13 +37,15 @@ from clstudio.engine.routing import (
     task_feature_stats,
 )
 from clstudio.engine.serving import OnnxServing
+from clstudio.engine.storage import load_tensors
 from clstudio.engine.store import ProjectStore
 from clstudio.engine.strategies.base import Strategy
 from clstudio.engine.strategies.registry import make_config
 from clstudio.engine.training import TaskData, TrainingLoop, TrainingMethod, training_for
 from clstudio.engine.views import ProjectView
 
-HISTORY_EVENTS = {"TaskStarted", "EpochEnded", "Cancelled", "Failed", "TaskAdded"}  # the loop's, as they happen
+# The loop's events, written as they happen
+HISTORY_EVENTS = {"TaskStarted", "ModelLive", "EpochEnded", "Cancelled", "Failed", "TaskAdded"}
 
 
 class Project(ProjectView):
@@ -204,13 +206,20 @@ class Project(ProjectView):
         try:
             ckpt: Path | None = self.store.checkpoint_path(task)
             if not resume and main:
-                ckpt.unlink(missing_ok=True)  # type: ignore[union-attr]
+                self.store.discard_progress(task)
             elif not resume:
                 ckpt = None  # the other ranks start fresh, as rank 0 does, and never read what it rewrites
             signature = self.store.checkpoint_signature(task)
             data = self._task_data(task["id"])
             result = loop.fit(
-                task["name"], task["id"], data, strategy.config.seed, ckpt, signature, str(strategy.device)
+                task["name"],
+                task["id"],
+                data,
+                strategy.config.seed,
+                ckpt,
+                signature,
+                str(strategy.device),
+                save_live=lambda tensors, facts: self.store.save_live_model(task, tensors, facts),
             )
             if not main:
                 self._await_commit(name)
@@ -264,7 +273,7 @@ class Project(ProjectView):
                 strategy.load_shared_state(before)
             strategy.task_states.pop(task["id"], None)
             if isinstance(e, Cancelled):
-                self.store.checkpoint_path(task).unlink(missing_ok=True)  # the person's choice: start over
+                self.store.discard_progress(task)  # the person's choice: start over
                 self._log(CancelledEvent(name), observers)
             elif isinstance(e, CLStudioError | OSError):
                 self._log(Failed(name, str(e)), observers)
@@ -380,7 +389,17 @@ class Project(ProjectView):
         if task_name == AUTO:
             router, tasks = self.router(), {t["id"]: t for t in self.trained_tasks()}
             return classify_auto(self.evaluator(), router, tasks, paths, top_k, progress, self.serving())
-        return classify_images(self.evaluator(), self.task(task_name), paths, top_k, progress, self.serving())
+        task = self.task(task_name)
+        if not task["trained"] and self.store.live_model(task) is not None:
+            return classify_images(self.evaluator(), self._live_task(task), paths, top_k, progress, None)
+        return classify_images(self.evaluator(), task, paths, top_k, progress, self.serving())
+
+    def _live_task(self, task: TaskEntry) -> TaskEntry:
+        """A task still in training, as its live model (the probe head CLR starts from) answers for it.
+        Served by torch: the model is replaced within minutes, not worth an ONNX export."""
+        path = self.store.live_model_path(task)
+        self.strategy.load_task_state(task["id"], load_tensors(path)[0])
+        return cast(TaskEntry, {**task, "weights": str(path.relative_to(self.folder))})
 
     def prepare_classify(self, check: Callable[[], object] | None = None) -> int:
         """Export every trained task's model (and Auto's anchor) for the fast classify path now, so the first

@@ -137,6 +137,21 @@ def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapp
     atomic_write_bytes(path, st_save(plain, metadata=meta))
 
 
+def read_metadata(path: Path) -> dict[str, str] | None:
+    """A safetensors file's own header metadata without reading its tensors; None when the file is missing
+    or not readable as one (a reader that only wants to know what a file is must not fail on it)."""
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            if not 0 < header_len < 2**24:
+                return None
+            header = json.loads(f.read(header_len))
+    except (OSError, ValueError):
+        return None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return dict(metadata) if isinstance(metadata, dict) else {}
+
+
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file; never unpickles. Raises CheckpointError with the path on any problem."""
     path = Path(path)

@@ -33,7 +33,15 @@ from clstudio.engine.data.scan import ScanReport
 from clstudio.engine.errors import ProjectError
 from clstudio.engine.events import Event
 from clstudio.engine.records import ProjectDoc, TaskEntry, TaskIndex
-from clstudio.engine.storage import append_jsonl, atomic_write_json, load_tensors, read_json, read_jsonl, save_tensors
+from clstudio.engine.storage import (
+    append_jsonl,
+    atomic_write_json,
+    load_tensors,
+    read_json,
+    read_jsonl,
+    read_metadata,
+    save_tensors,
+)
 
 if TYPE_CHECKING:
     from clstudio.engine.evaluate import TaskPredictions
@@ -107,6 +115,29 @@ class ProjectStore:
 
     def checkpoint_path(self, task: TaskEntry) -> Path:
         return self.folder / "checkpoints" / f"{task['id']}.safetensors"
+
+    def live_model_path(self, task: TaskEntry) -> Path:
+        """A usable model of a task still in training (the probe head CLR starts from), for Classify."""
+        return self.folder / "checkpoints" / f"{task['id']}-live.safetensors"
+
+    def save_live_model(self, task: TaskEntry, tensors: TensorDict, facts: Mapping[str, str]) -> None:
+        meta = {"kind": "live", "task": task["name"], "signature": self.checkpoint_signature(task), **facts}
+        save_tensors(self.live_model_path(task), tensors, meta)
+
+    def live_model(self, task: TaskEntry) -> dict[str, str] | None:
+        """What the task's live model is (its file's metadata: model, val_acc, seconds), or None: the task is
+        trained, has none, or has one left by a training with other data or settings."""
+        if task["trained"]:
+            return None
+        meta = read_metadata(self.live_model_path(task))
+        if not meta or meta.get("signature") != self.checkpoint_signature(task):
+            return None
+        return meta
+
+    def discard_progress(self, task: TaskEntry) -> None:
+        """Forget a task's unfinished training: its epoch checkpoint and its live model."""
+        self.checkpoint_path(task).unlink(missing_ok=True)
+        self.live_model_path(task).unlink(missing_ok=True)
 
     def checkpoint_signature(self, task: TaskEntry) -> str:
         """A checkpoint resumes only the same training: same task data, settings, anchor and shared weights."""
@@ -257,7 +288,7 @@ class ProjectStore:
             (self.folder / old_shared).unlink(missing_ok=True)
         if router_shared is not None and old_router:
             (self.folder / old_router).unlink(missing_ok=True)
-        self.checkpoint_path(task).unlink(missing_ok=True)
+        self.discard_progress(task)
 
     def _referenced(self, path: Path) -> bool:
         rels = {t.get("weights") for t in self.doc["tasks"]}

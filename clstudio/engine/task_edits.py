@@ -62,7 +62,7 @@ def remove_waiting(store: ProjectStore, name: str) -> RemovedTask:
     store.doc["tasks"].remove(task)
     store.save()
     (store.folder / task["index"]).unlink(missing_ok=True)
-    store.checkpoint_path(task).unlink(missing_ok=True)  # an interrupted run of it cannot resume any more
+    store.discard_progress(task)  # an interrupted run of it cannot resume any more
     return removed
 
 
@@ -153,7 +153,7 @@ def delete_trained(store: ProjectStore, name: str, router_shared: dict[str, Any]
         target = store.folder / trash / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(store.folder / rel, target)
-    store.checkpoint_path(task).unlink(missing_ok=True)
+    store.discard_progress(task)
     return {"name": name, "trash": trash, "moved": moved, "written": written, "after_sha256": _digest(store)}
 
 

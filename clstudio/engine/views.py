@@ -300,6 +300,21 @@ class ProjectView:
             }
         return out
 
+    def live_model(self, task_name: str) -> dict[str, Any] | None:
+        """The usable model of a task still in training, when it has one (CLR's probe head, saved before its
+        first epoch): {"model", "val_acc", "seconds"}; Classify can use it."""
+        meta = self.store.live_model(self.task(task_name))
+        if meta is None:
+            return None
+        try:
+            return {"model": meta["model"], "val_acc": float(meta["val_acc"]), "seconds": float(meta["seconds"])}
+        except (KeyError, ValueError):
+            return None  # not a live model this version wrote: nothing to offer
+
+    def classifiable_names(self) -> list[str]:
+        """Tasks Classify can answer for: the trained ones and a task in training that has a live model."""
+        return [t["name"] for t in self.tasks if t["trained"] or self.live_model(t["name"]) is not None]
+
     def info(self) -> dict[str, Any]:
         return report.info(self.store, self.class_incremental)
 

@@ -554,8 +554,10 @@ class MainWindow(QMainWindow):
         self.sparsity.on_event(event)
         if self.session.on_event(event):
             self._dirty = True
-        if isinstance(event, ev.TaskStarted):
+        if isinstance(event, ev.TaskStarted | ev.ModelLive):
             self.tasks.show_data(self.session.view, self.training, self.session.queued_names)
+        if isinstance(event, ev.ModelLive):
+            self.classify.show_data(self.session.view)  # the probe model answers while CLR trains
         if isinstance(event, ev.Warning):
             self.statusBar().showMessage(event.message, 15000)
         if isinstance(event, ev.TaskFinished):

@@ -184,3 +184,93 @@ def test_clr_keeps_the_probe_when_no_epoch_beats_it_on_validation(tmp_path, colo
         identity = torch.zeros_like(kernel)
         identity[:, 0, 1, 1] = 1.0
         assert torch.equal(kernel, identity), path
+
+
+def _image_of(folder, cls):
+    return next(p for p in sorted((folder / cls).iterdir()) if p.is_file())
+
+
+def test_clr_probe_model_is_live_for_classify_while_clr_trains(tmp_path, colours):
+    """The first usable model: the probe head CLR starts from is saved before epoch 1, and a second Project
+    opened from disk (what the app's Classify does while the training process works) answers with it; when
+    the task commits the live file goes and the trained model answers."""
+    from clstudio.engine.views import SavedProject
+
+    cfg = {"epochs": 2, "patience": 100, "bn": "frozen"}
+    p = Project.create(tmp_path / "clr", strategy="clr", backbone="tiny", config=cfg)
+    p.add_task(colours)
+    image = _image_of(colours, "green")
+    seen: list = []
+    while_training: dict = {}
+
+    def observe(event):
+        seen.append(event)
+        if isinstance(event, ev.ModelLive):
+            view = SavedProject(p.folder)
+            while_training["listed"] = view.classifiable_names()
+            while_training["live"] = view.live_model("colours")
+            # What answers is the probe: the live file holds the head the trainer has just fit.
+            trainer_head = p.strategy.head.weight.detach()
+            live_head = load_tensors(p.store.live_model_path(p.task("colours")))[0]["head.weight"]
+            while_training["same_head"] = torch.equal(trainer_head, live_head)
+            while_training["rows"] = Project.open(p.folder, device="cpu").classify([image], "colours", top_k=3)
+        if isinstance(event, ev.EpochEnded):
+            while_training.setdefault("epochs_after_live", 0)
+            while_training["epochs_after_live"] += "live" in while_training
+
+    task = p.train_task("colours", observers=[observe])
+    live = [e for e in seen if isinstance(e, ev.ModelLive)]
+    assert len(live) == 1 and live[0].model == "probe" and live[0].seconds > 0
+    assert live[0].val_acc == pytest.approx(task["probe_val_acc"], abs=1e-6)
+    assert while_training["listed"] == ["colours"] and while_training["epochs_after_live"] == 2
+    assert while_training["live"]["val_acc"] == pytest.approx(live[0].val_acc, abs=1e-5)
+    (row,) = while_training["rows"]
+    assert row["task"] == "colours" and [c for c, _ in row["top"]][0] in task["classes"]
+    assert sum(prob for _, prob in row["top"]) == pytest.approx(1.0, abs=1e-4)
+    assert while_training["same_head"]
+    assert not any(p.folder.glob("checkpoints/*"))  # the live file went when the task committed...
+    assert SavedProject(p.folder).live_model("colours") is None  # ...and a trained task has no live model
+    assert [r["event"] for r in p.history()].count("ModelLive") == 1
+    assert Project.open(p.folder, device="cpu").classify([image], "colours")[0]["top"]
+
+
+def test_a_live_model_goes_with_a_cancel_stays_for_resume_and_is_ignored_after_a_settings_change(tmp_path, colours):
+    from clstudio.engine.errors import Cancelled
+    from clstudio.engine.errors import ProjectError as NotTrained
+    from clstudio.engine.storage import load_tensors as load
+
+    cfg = {"epochs": 3, "patience": 100, "bn": "frozen"}
+    image = _image_of(colours, "red")
+
+    def stop_in_second_epoch(kind):
+        def observe(event):  # the second epoch's end: epoch 1's checkpoint is written
+            if isinstance(event, ev.EpochEnded) and event.epoch == 2:
+                raise kind()
+
+        return observe
+
+    # Cancelled: the person's choice, everything of the run goes.
+    p = Project.create(tmp_path / "cancelled", strategy="clr", backbone="tiny", config=cfg)
+    p.add_task(colours)
+    with pytest.raises(Cancelled):
+        p.train_task("colours", observers=[stop_in_second_epoch(Cancelled)])
+    assert not p.store.live_model_path(p.task("colours")).exists()
+    with pytest.raises(NotTrained, match="not trained yet"):
+        Project.open(p.folder).classify([image], "colours")
+
+    # A crash (any other error): the checkpoint and the live model stay, and Classify uses the probe.
+    p = Project.create(tmp_path / "crashed", strategy="clr", backbone="tiny", config=cfg)
+    p.add_task(colours)
+    with pytest.raises(KeyboardInterrupt):
+        p.train_task("colours", observers=[stop_in_second_epoch(KeyboardInterrupt)])
+    task = p.task("colours")
+    head = load(p.store.live_model_path(task))[0]["head.weight"]
+    reopened = Project.open(p.folder)
+    assert reopened.classifiable_names() == ["colours"] and reopened.resumable_tasks() == ["colours"]
+    row = reopened.classify([image], "colours")[0]
+    assert row["task"] == "colours" and torch.equal(reopened.strategy.task_states[task["id"]]["head.weight"], head)
+    # Other settings make it another training: that probe is not this task's model any more.
+    reopened.reconfigure("clr", {**cfg, "lr": 0.01})
+    assert Project.open(p.folder).live_model("colours") is None
+    with pytest.raises(NotTrained, match="not trained yet"):
+        Project.open(p.folder).classify([image], "colours")

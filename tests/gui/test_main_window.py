@@ -293,3 +293,47 @@ def test_preflight_shows_what_trains_what_picks_the_epoch_and_what_measures(qtbo
     assert all(r[2] >= 1 for r in rows)  # every class has held-out images to be measured on
     items = [dialog.problems.item(i).text() for i in range(dialog.problems.count())]
     assert any("fewer than 10 test images per class" in t for t in items)
+
+
+def test_the_probe_model_answers_in_classify_while_clr_trains(qtbot, tmp_path, folders):
+    """CLR on a pretrained-like setting (frozen BN) starts from a probe head: the app says a first model is
+    ready, lists it in Classify and answers with it while CLR trains (paused here, so it is surely still
+    training), then says which model the task kept."""
+    from clstudio.gui.main_window import MainWindow
+
+    folder = Project.create(tmp_path / "live", backbone="tiny", config={**FAST, "bn": "frozen", "epochs": 6}).folder
+    window = MainWindow(folder)
+    window.confirm_preflight = lambda report: report.name
+    window.confirm_close = lambda: True
+    qtbot.addWidget(window)
+    window.show()
+    add_tasks(qtbot, window, [folders["colours"]])
+    events: list = []
+    original = window.on_event
+
+    def follow(e):
+        events.append(e)
+        original(e)
+        if isinstance(e, ev.ModelLive):
+            window.train.pause.click()  # the person looks at the first model while CLR waits
+
+    window.on_event = follow
+    window.train.start.click()
+    qtbot.waitUntil(lambda: any(isinstance(e, ev.Paused) for e in events), timeout=60000)
+    assert "probe model live" in window.tasks.list.item(0).text()
+    assert window.train.live.isVisible() and "try it in Classify now" in window.train.live.text()
+    assert window.classify.task.count() == 1 and "probe model (CLR still training)" in window.classify.task.itemText(0)
+    image = next(p for p in sorted((folders["colours"] / "red").iterdir()))
+    window.classify.request([str(image)])
+    qtbot.waitUntil(lambda: len(window.classify.cards) == 1, timeout=30000)
+    assert abs(sum(p for _, p in window.classify.cards[0].rows) - 1) < 1e-4
+    assert not window.session.tasks[0]["trained"]  # all of that while the task is still in training
+    window.train.pause.click()
+    qtbot.waitUntil(lambda: window.training is None and not window.jobs.busy, timeout=120000)
+    task = window.session.tasks[0]
+    assert task["trained"]
+    kept = "the probe model stayed" if task["best_epoch"] == 0 else "CLR replaced the probe"
+    assert kept in window.tasks.list.item(0).text()
+    assert ("stayed" if task["best_epoch"] == 0 else "CLR replaced the probe") in window.train.live.text()
+    assert window.classify.task.itemText(0) == "colours"
+    window.close()

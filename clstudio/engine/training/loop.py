@@ -10,7 +10,7 @@ loop does all of that once, for every strategy.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from clstudio.engine.errors import Cancelled, CLStudioError
 from clstudio.engine.events import (
     EpochEnded,
     Event,
+    ModelLive,
     Observer,
     Paused,
     Resumed,
@@ -121,6 +122,11 @@ class TrainingMethod:
     def end_epoch(self, epoch: int) -> EpochOutcome:
         raise NotImplementedError
 
+    def live_model(self) -> tuple[str, float] | None:
+        """After ``start_epoch``: (kind, validation accuracy) when the network now holds a usable model of the
+        task that should be saved for Classify before training goes on (CLR's probe head); else None."""
+        return None
+
     def after_epoch(self, epoch: int) -> None:
         """After EpochEnded went out and before the checkpoint (a method's own per-epoch events)."""
 
@@ -187,11 +193,13 @@ class TrainingLoop:
         checkpoint: Path | None = None,
         signature: str = "",
         device: str = "cpu",
+        save_live: Callable[[TensorDict, dict[str, str]], None] | None = None,
     ) -> FitResult:
         """Train one new task. Raises Cancelled (the strategy is then left dirty: the caller rolls back).
 
         With ``checkpoint``, the training state is saved there after every epoch, and a checkpoint already
-        there with the same ``signature`` is resumed from its last completed epoch."""
+        there with the same ``signature`` is resumed from its last completed epoch. ``save_live`` stores a
+        usable model the method has before training ends (its per-task tensors and what it is)."""
         m = self.method
         self._task = m.task_name = task_name
         synchronise_batchnorm(m.strategy.features, m.dist)  # whole-batch statistics across ranks
@@ -217,6 +225,14 @@ class TrainingLoop:
             for epoch in range(last + 1, m.epochs + 1):
                 m.epoch_seed(seed, epoch)
                 m.start_epoch(epoch)
+                live = m.live_model()
+                if live is not None and save_live is not None:
+                    kind, val_acc = live
+                    seconds = time.monotonic() - start - paused_s
+                    if dist.is_main:
+                        facts = {"model": kind, "val_acc": f"{val_acc:.6f}", "seconds": f"{seconds:.2f}"}
+                        save_live(m.strategy.current_task_state(), facts)
+                    emit(self.observers, ModelLive(task_name, kind, val_acc, seconds))
                 while True:
                     try:
                         loss_sum, seen, paused = self._epoch(task_name, epoch, step_times)

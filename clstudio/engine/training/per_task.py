@@ -86,6 +86,7 @@ class PerTaskHeadTraining(TrainingMethod):
         self.skipped_total = self._skipped = 0
         self.head = {id(p) for p in s.head.parameters()} if s.head is not None else set()
         self.probe_fit: tuple[float, float, float] | None = None  # (val acc, L2, train CE) of the probe head
+        self._live: tuple[str, float] | None = None
 
     def steps_per_epoch(self) -> int:
         return len(self.loader)
@@ -101,12 +102,17 @@ class PerTaskHeadTraining(TrainingMethod):
             # where its adapters really help, so it is never worse than the probe on the images that choose.
             acc, loss = self._validate()
             self.best_acc, self.best_loss, self.best_epoch, self.best_state = acc, loss, 0, self.strategy.snapshot()
+            self._live = ("probe", acc)  # a complete model already: Classify can use it while CLR trains
         warmup = 0 if probe_head else getattr(self.config, "head_warmup", 0)
         for p in self.params:
             if id(p) not in self.head:
                 p.requires_grad_(epoch > warmup)
         self.strategy.set_train_mode()
         self._skipped = 0
+
+    def live_model(self) -> tuple[str, float] | None:
+        live, self._live = self._live, None
+        return live
 
     def _fit_probe_head(self) -> None:
         """The head as a logistic regression on the task's features before any adapter moved (identity)."""

@@ -138,8 +138,11 @@ class ClassifyPanel(QWidget):
         self.task.clear()
         if auto:
             self.task.addItem("Auto — choose the task for me", AUTO)
-        for t in trained:
-            self.task.addItem(t["name"], t["name"])
+        for t in state.tasks:
+            if t["trained"]:
+                self.task.addItem(t["name"], t["name"])
+            elif state.live_model(t["name"]) is not None:
+                self.task.addItem(f"{t['name']} — probe model (CLR still training)", t["name"])
         index = self.task.findData(current) if current else -1
         # Auto is the default once there are two tasks to choose from (and stays the person's choice after).
         if auto and not self._had_auto:
@@ -148,7 +151,7 @@ class ClassifyPanel(QWidget):
         self.task.setCurrentIndex(max(index, 0))
         self.task.blockSignals(False)
         for button in (self.open, self.open_folder):
-            button.setEnabled(bool(trained))
+            button.setEnabled(self.task.count() > 0)
         self._task_changed()
 
     def chosen_task(self) -> str:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from clstudio.engine.records import TaskEntry
 from clstudio.engine.views import ProjectView
 
 DROP_HINT = "Drop a folder of images here — one subfolder per class — to add a task"
@@ -77,9 +78,10 @@ class TasksPanel(QWidget):
             if t["name"] in weak:
                 status = f"⚠ trained, near chance: {weak[t['name']]:.0%} (guessing: {chance:.0%})"
             elif t["trained"]:
-                status = f"✓ trained (val {t.get('best_val_acc', 0):.0%})"
+                status = f"✓ trained (val {t.get('best_val_acc', 0):.0%})" + _versus_probe(t)
             elif t["name"] == training:
-                status = "● training…"
+                live = state.live_model(t["name"])
+                status = "● training…" + (f" · probe model live (val {live['val_acc']:.0%})" if live else "")
             else:
                 status = "waiting to train · drag to reorder"
             item = QListWidgetItem(f"{t['name']}\n   {len(t['classes'])} classes · {n_images} images · {status}")
@@ -90,6 +92,8 @@ class TasksPanel(QWidget):
                     "guessing: the model learned nothing usable. More images per class, more epochs, or "
                     "another method (CLR) may help."
                 )
+            if t["name"] == training and state.live_model(t["name"]) is not None:
+                tip += "\nClassify can use its probe model now; CLR replaces it if it does better on validation."
             item.setToolTip(tip)
             item.setData(NAME, t["name"])
             item.setData(WAITING, waiting)
@@ -139,3 +143,12 @@ class TasksPanel(QWidget):
             menu.addAction("Delete trained task…  (Delete)", lambda: self.delete_requested.emit(item.data(NAME)))
         menu.exec(self.list.viewport().mapToGlobal(pos))
         menu.deleteLater()  # one menu per right-click: not kept as a child of the panel
+
+
+def _versus_probe(task: TaskEntry) -> str:
+    """CLR's result against the probe head it started from (its epoch 0), where it started from one."""
+    if "probe_val_acc" not in task:
+        return ""
+    if task.get("best_epoch") == 0:
+        return " · the probe model stayed"
+    return f" · CLR replaced the probe (probe: val {task['probe_val_acc']:.0%})"

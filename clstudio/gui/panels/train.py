@@ -72,6 +72,11 @@ class TrainPanel(QWidget):
         self.mini.hide()  # shown from the first epoch of a run: an empty plot says nothing
         self.status = QLabel("Idle")
         self.status.setWordWrap(True)
+        # Which model of the task in training Classify uses: the probe while CLR trains, then the winner.
+        self.live = QLabel()
+        self.live.setWordWrap(True)
+        self.live.setVisible(False)
+        self._live_acc: float | None = None
         self._locked = False
         self._running = False
         self._project_strategy, self._blurb = "", ""
@@ -102,6 +107,7 @@ class TrainPanel(QWidget):
         rl.addWidget(QLabel("Task"))
         rl.addWidget(self.task_bar)
         rl.addWidget(self.status)
+        rl.addWidget(self.live)
         rl.addWidget(self.mini)
         rl.addStretch(1)
         layout = QHBoxLayout(self)
@@ -173,6 +179,16 @@ class TrainPanel(QWidget):
             self.epoch_bar.setRange(0, max(e.steps, 1))
             self.epoch_bar.setValue(0)
             self.status.setText(f"Training '{e.task}' on {e.device}…")
+            self.live.setVisible(False)
+            self._live_acc = None
+        elif isinstance(e, ev.ModelLive):
+            self._live_acc = e.val_acc
+            self.live.setText(
+                f"✓ A first model of '{e.task}' is ready after {format_duration(e.seconds)} (a linear probe, val "
+                f"acc {e.val_acc:.1%}): try it in Classify now. CLR keeps training and replaces it only if it "
+                "does better on the validation images."
+            )
+            self.live.setVisible(True)
         elif isinstance(e, ev.StepProgress):
             self.epoch_bar.setRange(0, e.steps)
             self.epoch_bar.setValue(e.step)
@@ -207,6 +223,13 @@ class TrainPanel(QWidget):
             self.status.setText(
                 f"Finished '{e.task}' in {format_duration(e.seconds)} · best val acc {e.best_val_acc:.1%}"
             )
+            if self.live.isVisible() and self._live_acc is not None:
+                self.live.setText(
+                    f"The probe model stayed (val acc {self._live_acc:.1%}): no CLR epoch beat it on validation."
+                    if e.best_epoch == 0
+                    else f"CLR replaced the probe model: val acc {self._live_acc:.1%} → {e.best_val_acc:.1%}"
+                    + (" (the same accuracy at a lower validation loss)." if e.best_val_acc == self._live_acc else ".")
+                )
         elif isinstance(e, ev.TaskResumed):
             self.status.setText(f"Continuing '{e.task}' after epoch {e.from_epoch} (it was interrupted).")
             self.task_bar.setValue(e.from_epoch * max(self._steps, 1))
