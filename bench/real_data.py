@@ -33,12 +33,56 @@ def run_cli(*args: str) -> str:
     return out.stdout
 
 
+def train_cli(*args: str) -> float | None:
+    """``clstudio train``, reading its progress as it comes: seconds from launching the command (a fresh
+    process: imports, project, backbone) until it says a first usable model is ready (None: never did)."""
+    start, first = time.monotonic(), None
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clstudio", "train", *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    assert proc.stderr is not None
+    tail: list[str] = []
+    for line in proc.stderr:
+        if first is None and "classify can use it now" in line:
+            first = time.monotonic() - start
+        tail = [*tail[-40:], line]
+    if proc.wait() != 0:
+        raise SystemExit("clstudio train failed:\n" + "".join(tail))
+    return first
+
+
+def forward_pass_seconds(folders: list[Path], backbone: str, image_size: int) -> tuple[float, int]:
+    """One plain pass of the backbone over every training image (decode, resize, forward; eval mode, no
+    gradients, channels-last, batches of 64), in this process: the unit the training times are divided by."""
+    import torch
+
+    from clstudio.engine.data.dataset import ImageListDataset, Preprocessing, image_loader
+    from clstudio.engine.models.backbones import create_backbone
+
+    bb = create_backbone(backbone, weights="pretrained")
+    size = image_size or bb.image_size
+    prep = Preprocessing(size, bb.mean, bb.std)
+    model = bb.model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    root = folders[0].parent
+    items = [(str(p.relative_to(root)), 0) for f in folders for p in sorted((f / "train").rglob("*.png"))]
+    start = time.monotonic()
+    with torch.no_grad():
+        for xb, _, _ in image_loader(ImageListDataset(root, items, size), 64, False):
+            model(prep.normalise(xb).contiguous(memory_format=torch.channels_last))
+    return time.monotonic() - start, len(items)
+
+
 def parse_variant(spec: str) -> tuple[str, list[str]]:
     """'clr[probe_head=false;epochs=10]' → ('clr', ['probe_head=false', 'epochs=10'])."""
     if "[" not in spec:
         return spec, []
     name, rest = spec.split("[", 1)
     return name, [kv for kv in rest.rstrip("]").split(";") if kv]
+
+
+def variant_size(spec: str) -> int:
+    """The image size a variant sets (0: the backbone's own)."""
+    return int(dict(kv.split("=", 1) for kv in parse_variant(spec)[1]).get("image_size", 0))
 
 
 def mean_std(values: list[float]) -> str:
@@ -54,6 +98,7 @@ def main() -> None:
     ap.add_argument("--test-per-class", type=int, default=200)
     ap.add_argument("--classes-per-task", type=int, default=2, choices=[2, 5, 10])
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--first-seed", type=int, default=0, help="choose a recipe on other seeds than it is reported on")
     ap.add_argument("--strategies", default="clr,linear_probe,finetune", help="settings go in [k=v;k=v]")
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--image-size", type=int, default=0)
@@ -72,11 +117,23 @@ def main() -> None:
     finals: dict[str, list[list[float]]] = {v: [] for v in variants}
     walls: dict[str, list[float]] = {v: [] for v in variants}
     trains: dict[str, list[float]] = {v: [] for v in variants}  # training seconds (the engine's, per run)
-    for seed in range(args.seeds):
+    firsts: dict[str, list[float | None]] = {v: [] for v in variants}  # launch → first usable model (CLR's probe)
+    ratios: dict[str, list[float]] = {v: [] for v in variants}  # training time ÷ one forward pass
+    vals: dict[str, list[float]] = {v: [] for v in variants}  # mean best validation accuracy of the tasks
+    forward: dict[int, float] = {}  # image size (0: the backbone's) → seconds of one forward pass, this seed
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         data = work / f"fmnist-{args.classes_per_task}-{args.per_class}-{val}-{args.test_per_class}-s{seed}"
         folders = write_tasks(
             data, args.per_class, val, args.test_per_class, classes_per_task=args.classes_per_task, seed=seed
         )
+        sizes = sorted({variant_size(v) for v in variants})
+        for size in sizes:  # the unit of time: one forward pass over the same training images, in this run
+            forward[size], n_images = forward_pass_seconds(folders, args.backbone, size or args.image_size)
+            print(
+                f"seed {seed}  one forward pass over the {n_images} training images at {size or 'default'} px: "
+                f"{forward[size]:.1f} s",
+                flush=True,
+            )
         for variant in variants:
             strategy, sets = parse_variant(variant)
             project = work / "projects" / f"{strategy}-{seed}-{time.time_ns()}"
@@ -87,8 +144,8 @@ def main() -> None:
                 extra += ["--set", kv]
             tasks = [a for f in folders for a in ("--task", str(f))]
             start = time.monotonic()
-            run_cli(
-                "train", "--project", str(project), "--strategy", strategy, "--backbone", args.backbone, *extra, *tasks
+            first = train_cli(
+                "--project", str(project), "--strategy", strategy, "--backbone", args.backbone, *extra, *tasks
             )
             wall = time.monotonic() - start
             result = json.loads(run_cli("eval", "--project", str(project), "--json"))
@@ -97,18 +154,29 @@ def main() -> None:
             # Training time alone (no scan, no evaluation of R): what the engine measured per task.
             doc = json.loads((project / "project.json").read_text())
             trains[variant].append(sum(t["seconds"] for t in doc["tasks"]))
+            # What a recipe may be chosen by: the validation images that chose each task's epoch, never test.
+            vals[variant].append(statistics.mean(t["best_val_acc"] for t in doc["tasks"]))
             row = "  ".join(f"{v:6.1%}" for v in result["R"][-1])
+            firsts[variant].append(first)
+            ready = f"   first model after {first:.1f} s" if first is not None else ""
+            unit = forward[variant_size(variant)]
+            ratios[variant].append(trains[variant][-1] / unit)
+            ready += f"   training = {ratios[variant][-1]:.1f} forward passes"
             print(
                 f"seed {seed}  {variant:<36} final R row {row}   ACC {result['ACC']:.2%}   "
-                f"training {trains[variant][-1]:.0f} s   wall {wall:.0f} s",
+                f"val {vals[variant][-1]:.1%}   "
+                f"training {trains[variant][-1]:.0f} s   wall {wall:.0f} s{ready}",
                 flush=True,
             )
     print("\nmean Task-IL accuracy after the last task (mean ± std over seeds); training and wall time per run:")
     for v in variants:
         accs = [statistics.mean(r) for r in finals[v]]
+        ready = [f for f in firsts[v] if f is not None]
         print(
-            f"  {v:<36} {mean_std(accs):>18}   training {statistics.mean(trains[v]):6.0f} s   "
-            f"wall {statistics.mean(walls[v]):6.0f} s"
+            f"  {v:<36} {mean_std(accs):>18}   val {mean_std(vals[v])}   "
+            f"training {statistics.mean(trains[v]):6.0f} s   "
+            f"wall {statistics.mean(walls[v]):6.0f} s   {statistics.mean(ratios[v]):5.1f} forward passes"
+            + (f"   first model {statistics.mean(ready):5.1f} s (max {max(ready):.1f})" if ready else "")
         )
     clr = next((v for v in variants if parse_variant(v)[0] == "clr"), None)
     probe = next((v for v in variants if parse_variant(v)[0] == "linear_probe"), None)

@@ -209,3 +209,47 @@ def test_l2_penalty_is_lambda_times_unsquared_norms():
     squared = 0.5 * sum(float((w.detach().double() ** 2).sum()) for w in trained)
     assert abs(penalty - squared) > 1e-3 * expected  # really the unsquared norm
     assert make_strategy("clr", "resnet18", reg_lambda=0.0).regularization() is None
+
+
+def test_adapter_lr_gives_the_clr_layers_and_bn_their_own_rate_and_the_head_keeps_lr(tmp_path):
+    from clstudio.engine import events as ev
+    from clstudio.engine.data.synthetic import make_task_folder
+    from clstudio.engine.project import Project
+
+    folder = make_task_folder(tmp_path / "stripes", ("horizontal", "vertical"), 8, size=32, seed=1)
+    for adapter_lr, expected in ((0.0, [1e-3]), (1e-4, [1e-4, 1e-3])):
+        p = Project.create(tmp_path / f"p{adapter_lr}", backbone="tiny", config={"epochs": 1, "adapter_lr": adapter_lr})
+        p.add_task(folder)
+        seen: list = []
+
+        def look(event, p=p, seen=seen):  # during the first step: the optimiser and the network in training
+            if isinstance(event, ev.StepProgress) and not seen:
+                groups = [(g["lr"], {id(x) for x in g["params"]}) for g in p.training_method.optimizer.param_groups]
+                head = {id(x) for x in p.strategy.head.parameters()}
+                seen.append((groups, head, {id(x) for x in p.strategy.trainable_parameters()}))
+
+        p.train_task("stripes", observers=[look])
+        groups, head, trained = seen[0]
+        assert [lr for lr, _ in groups] == expected
+        assert set().union(*(ids for _, ids in groups)) == trained
+        if len(groups) == 2:
+            assert groups[1][1] == head and not groups[0][1] & head
+
+
+def test_bn_and_head_ablation_keeps_every_clr_layer_at_the_identity():
+    """adapters=False, the 'BN + head' rung of the ablation: the CLR kernels get no gradient and stay the
+    identity, while BN's γ β and the head train."""
+    strategy = make_strategy("clr", "resnet18", adapters=False)
+    train_steps(strategy, "t", 4)
+    strategy.activate_task("t")
+    for path, layer in clr_layers(strategy.features).items():
+        identity = torch.zeros_like(layer.conv.weight)
+        identity[:, 0, 1, 1] = 1.0
+        assert torch.equal(layer.conv.weight, identity), path
+        assert not layer.conv.weight.requires_grad
+    moved = [bn.weight for bn in batchnorms(strategy.features).values()]
+    assert any(not torch.equal(w, torch.ones_like(w)) for w in moved)
+    full = make_strategy("clr", "resnet18")
+    full.begin_task("t", 4)
+    kernels = sum(layer.conv.weight.numel() for layer in clr_layers(strategy.features).values())
+    assert strategy.count_trainable() == full.count_trainable() - kernels

@@ -105,6 +105,10 @@ class Strategy:
     def trainable_parameters(self) -> list[nn.Parameter]:
         raise NotImplementedError
 
+    def param_groups(self, params: list[nn.Parameter], lr: float) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: one learning rate for all (a strategy may split them)."""
+        return [{"params": params, "lr": lr}]
+
     def set_train_mode(self) -> None:
         self.features.train()
         assert self.head is not None

@@ -8,6 +8,7 @@ untouched by construction (zero forgetting), which tests check bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,6 +31,16 @@ class CLRConfig(TrainConfig):
         3,
         "Epochs that train only the head before the CLR layers and BN join (0 = the paper). Starting the adapters "
         "under a random head cost accuracy on small folders (bench/real_data.py).",
+    )
+    adapter_lr: float = setting(
+        0.0,
+        "Adam learning rate of the CLR layers and BN's γ β (0 = the same as lr, as the paper). The head keeps lr; "
+        "starting from a fitted probe head, a lower adapter rate keeps the first steps from undoing it.",
+    )
+    adapters: bool = setting(
+        True,
+        "Train the CLR layers (False: they stay the identity and only BN's γ β and the head train — the "
+        "'BN + head' ablation between the linear probe and CLR, bench/real_data.py).",
     )
     full: bool = setting(False, "CLR-Full: also reprogram 1×1 convs (≈3× the adapter size, slightly more accurate).")
     reg_lambda: float = setting(1e-5, "Paper's penalty λ·Σ‖W‖₂ (unsquared) on trained tensors; tiny, kept for parity.")
@@ -79,11 +90,24 @@ class CLRStrategy(Strategy):
         return [f"{path}.conv.weight" for path in clr_layers(self.features)] + self._bn_names()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        params: list[nn.Parameter] = [layer.conv.weight for layer in clr_layers(self.features).values()]  # type: ignore[misc]
+        params: list[nn.Parameter] = []
+        if self.config.adapters:  # type: ignore[attr-defined]
+            params += [layer.conv.weight for layer in clr_layers(self.features).values()]  # type: ignore[misc]
         for bn in batchnorms(self.features).values():
             params += [bn.weight, bn.bias]
         assert self.head is not None
         return params + list(self.head.parameters())
+
+    def param_groups(self, params: list[nn.Parameter], lr: float) -> list[dict[str, Any]]:
+        adapter_lr = self.config.adapter_lr or lr  # type: ignore[attr-defined]
+        if adapter_lr == lr:
+            return super().param_groups(params, lr)
+        assert self.head is not None
+        head = {id(p) for p in self.head.parameters()}
+        return [
+            {"params": [p for p in params if id(p) not in head], "lr": adapter_lr},
+            {"params": [p for p in params if id(p) in head], "lr": lr},
+        ]
 
     def set_train_mode(self) -> None:
         super().set_train_mode()

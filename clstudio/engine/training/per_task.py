@@ -72,7 +72,8 @@ class PerTaskHeadTraining(TrainingMethod):
         s.begin_task(task_id, data.num_classes)
         self.params = [p for p in s.trainable_parameters() if p.requires_grad]
         self.dist.broadcast_(p.data for p in self.params)  # every rank starts from rank 0's (as DDP does)
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+        groups = s.param_groups(self.params, cfg.lr)
+        self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
         # Paper: step = 60 // 3 = 20. Rounded up, so a short run (5 epochs) does not decay every epoch.
         step_size = max(1, math.ceil(cfg.epochs / max(1, cfg.lr_steps)))
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=step_size, gamma=0.1)
