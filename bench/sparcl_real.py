@@ -48,7 +48,14 @@ DEFAULT_METHODS = "er,derpp,sparcl-0.75,sparcl-0.90,sparcl-0.95"
 
 
 def run(
-    method: str, folders: list[Path], work: Path, epochs: int, buffer: int, seed: int, args: argparse.Namespace
+    method: str,
+    folders: list[Path],
+    work: Path,
+    epochs: int,
+    buffer: int,
+    seed: int,
+    args: argparse.Namespace,
+    device: str = "cpu",
 ) -> dict:
     strategy, extra = METHODS[method]
     folder = work / f"project-{method}"
@@ -58,10 +65,11 @@ def run(
         shutil.rmtree(folder)
     if args.mode == "app":
         config = {"epochs": epochs or 10, "seed": seed, "image_size": args.image_size, **extra}
-        p = Project.create(folder, strategy=strategy, backbone="efficientnet_lite0", config=config, device="cpu")
+        p = Project.create(folder, strategy=strategy, backbone="efficientnet_lite0", config=config, device=device)
     else:
         config = {"epochs": epochs or 5, "buffer_size": buffer, "seed": seed, **extra}
-        p = Project.create(folder, strategy=strategy, preset="paper", config=config, device="cpu")
+        config.update(getattr(args, "extra_config", {}))
+        p = Project.create(folder, strategy=strategy, preset="paper", config=config, device=device)
     for f in folders:
         p.add_task(f)
     start = time.monotonic()
@@ -125,6 +133,11 @@ def main() -> None:
             + " ".join(f"{v:.2f}" for v in r["R_cil"]),
             flush=True,
         )
+    print_table(results)
+
+
+def print_table(results: list[dict]) -> None:
+    """The paper-style table: accuracy, forgetting and cost against dense DER++ of the same run."""
     base = next((r for r in results if r["method"] == "derpp"), None)
     print()
     print(f"{'method':<12} {'Class-IL':>9} {'Task-IL':>8} {'forget':>7} {'FLOPs ÷':>8} {'time ÷':>7} {'min sparsity'}")
