@@ -28,11 +28,17 @@ LBFGS_ITERATIONS = 500  # full-batch steps; a few hundred images converge in far
 
 
 def fit_logistic_regression(
-    x: torch.Tensor, y: torch.Tensor, classes: int, l2: float
+    x: torch.Tensor,
+    y: torch.Tensor,
+    classes: int,
+    l2: float,
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """(W [C, D], b [C], final training cross-entropy) minimising mean CE + l2·‖W‖², by L-BFGS."""
-    w = torch.zeros(classes, x.shape[1], dtype=x.dtype, device=x.device, requires_grad=True)
-    b = torch.zeros(classes, dtype=x.dtype, device=x.device, requires_grad=True)
+    """(W [C, D], b [C], final training cross-entropy) minimising mean CE + l2·‖W‖², by L-BFGS; ``start``:
+    (W, b) to begin from (a neighbouring L2's solution) instead of zeros."""
+    w0, b0 = start if start is not None else (x.new_zeros(classes, x.shape[1]), x.new_zeros(classes))
+    w = w0.clone().requires_grad_(True)
+    b = b0.clone().requires_grad_(True)
     opt = torch.optim.LBFGS(
         [w, b], lr=1.0, max_iter=LBFGS_ITERATIONS, tolerance_grad=1e-7, line_search_fn="strong_wolfe"
     )
@@ -68,26 +74,42 @@ def fit_head(
     # Standardise for a well-conditioned fit; the scale folds back into the head below.
     mean, std = xs.mean(0), xs.std(0, unbiased=False).clamp(min=1e-6)
     zs, zv = (xs - mean) / std, (xv - mean) / std
-    best: tuple[float, float, float, torch.Tensor, torch.Tensor, float] | None = None
-    for l2 in L2_GRID:
+    # Fewer images than features (30 per class × 10 classes against Lite0's 1280): the L2-penalised optimum
+    # lies in the span of the training features (a component of W outside it changes no logit and only adds
+    # to ‖W‖²), so the fit runs exactly in that span's coordinates: n instead of D columns.
+    basis = _row_space(zs) if zs.shape[0] < zs.shape[1] else None
+    fs, fv = (zs @ basis, zv @ basis) if basis is not None else (zs, zv)
+    best: tuple[tuple[float, float, float], torch.Tensor, torch.Tensor, float] | None = None
+    previous: tuple[torch.Tensor, torch.Tensor] | None = None
+    for l2 in sorted(L2_GRID, reverse=True):  # strong to weak: each fit starts from the last one's optimum
         if check is not None:
             check()
-        w, b, ce = fit_logistic_regression(zs, ys, classes, l2)
+        w, b, ce = fit_logistic_regression(fs, ys, classes, l2, previous)
+        previous = (w, b)
+        if basis is not None:
+            w = w @ basis.T
         logits = zv @ w.T + b
         acc = float((logits.argmax(1) == yv).double().mean()) if len(yv) else 0.0
         loss = float(F.cross_entropy(logits, yv)) if len(yv) else ce
         # Higher val accuracy wins (or lower val loss); ties go to the other, then to the stronger L2.
         key = (acc, -loss, l2) if select == "accuracy" else (-loss, acc, l2)
-        if best is None or key > best[:3]:
-            best = (acc, -loss, l2, w, b, ce)
+        if best is None or key > best[0]:
+            best = (key, w, b, ce)
     assert best is not None
-    _, _, l2, w, b, ce = best
+    (*_, l2), w, b, ce = best
     zw = zv @ w.T + b
     acc = float((zw.argmax(1) == yv).double().mean()) if len(yv) else 0.0
     with torch.no_grad():
         head.weight.copy_((w / std).to(head.weight))
         head.bias.copy_((b - (w / std) @ mean).to(head.bias))
     return acc, l2, ce
+
+
+def _row_space(x: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis [D, r] of the span of the rows of ``x`` (r = its numerical rank)."""
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    rank = int((s > s[0] * max(x.shape) * torch.finfo(x.dtype).eps).sum()) if len(s) else 0
+    return vh[: max(rank, 1)].T.contiguous()
 
 
 @torch.no_grad()
