@@ -33,8 +33,8 @@ def new_document(
 ) -> tuple[ProjectDoc, Backbone, tuple[dict[str, torch.Tensor], dict[str, str]] | None]:
     """(project.json, the backbone, the anchor file to store when nobody else can rebuild the backbone)."""
     cfg = make_config(strategy, config, preset)
-    # A preset may name its backbone (SparCL's paper preset: CIFAR ResNet-18).
-    backbone = backbone or get_strategy_class(strategy).PRESET_BACKBONES.get(preset or "", DEFAULT_BACKBONE)
+    # A preset may name its backbone (SparCL's paper preset: CIFAR ResNet-18; CLR's faithful: ResNet-50).
+    backbone = backbone or get_strategy_class(strategy).preset_backbone(preset) or DEFAULT_BACKBONE
     bb = create_backbone(backbone, weights, weights_file)
     prep = Preprocessing(cfg.image_size or bb.image_size, bb.mean, bb.std)
     doc = project_file.new_document(

@@ -80,3 +80,26 @@ def test_resnet_loads_a_weights_file_the_user_points_to(tmp_path):
     torch.save({"nonsense": torch.zeros(1)}, bad)
     with pytest.raises(BackboneError, match="does not hold resnet18 weights"):
         create_backbone("resnet18", weights_file=str(bad))
+
+
+def test_clr_faithful_preset_takes_resnet50_where_its_weights_are_here(tmp_path, monkeypatch):
+    """clr.md: the paper's recipe ran on ResNet-50; `--preset faithful` picks it when its ImageNet weights
+    are on the machine (no download tried) and stays on the offline default otherwise."""
+    import torchvision
+
+    from clstudio.engine.assemble import new_document
+    from clstudio.engine.strategies.clr import CLRStrategy
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setenv("CLSTUDIO_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("no download"))
+    assert CLRStrategy.preset_backbone("faithful") is None
+    assert new_document("clr", None, None, "faithful")[0]["backbone"]["name"] == "efficientnet_lite0"
+    (tmp_path / "weights").mkdir()
+    filename = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / "weights" / filename)
+    assert CLRStrategy.preset_backbone("faithful") == "resnet50"
+    assert CLRStrategy.preset_backbone("app") is None
+    doc = new_document("clr", None, None, "faithful")[0]
+    assert doc["backbone"]["name"] == "resnet50" and doc["strategy"]["config"]["epochs"] == 60
+    assert new_document("clr", "efficientnet_lite0", None, "faithful")[0]["backbone"]["name"] == "efficientnet_lite0"

@@ -113,18 +113,33 @@ class _PooledResNet(nn.Module):
         return self.net(x)
 
 
-def _resnet_state_dict(name: str, weights_file: str | None) -> tuple[dict[str, torch.Tensor], str]:
+def _resnet_weights_url(name: str) -> str:
     import torchvision
 
     enum = {"resnet18": torchvision.models.ResNet18_Weights, "resnet50": torchvision.models.ResNet50_Weights}[name]
-    url = enum.IMAGENET1K_V1.url  # V1: what the CLR code loads (torchvision pretrained=True)
-    filename = url.rsplit("/", 1)[-1]
+    return enum.IMAGENET1K_V1.url  # V1: what the CLR code loads (torchvision pretrained=True)
+
+
+def _resnet_weight_candidates(name: str, weights_file: str | None) -> list[Path]:
+    filename = _resnet_weights_url(name).rsplit("/", 1)[-1]
     candidates = []
     if weights_file:
         candidates.append(Path(weights_file).expanduser())
     if os.environ.get("CLSTUDIO_WEIGHTS_DIR"):
         candidates.append(Path(os.environ["CLSTUDIO_WEIGHTS_DIR"]) / filename)
     candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / filename)
+    return candidates
+
+
+def resnet_weights_present(name: str) -> bool:
+    """Whether a torchvision ResNet's ImageNet weights are on this machine already (no download tried)."""
+    return any(path.is_file() for path in _resnet_weight_candidates(name, None))
+
+
+def _resnet_state_dict(name: str, weights_file: str | None) -> tuple[dict[str, torch.Tensor], str]:
+    url = _resnet_weights_url(name)
+    filename = url.rsplit("/", 1)[-1]
+    candidates = _resnet_weight_candidates(name, weights_file)
     for path in candidates:
         if path.is_file():
             return _load_weights_file(path), str(path)

@@ -122,6 +122,11 @@ class Strategy:
         return False
 
     @classmethod
+    def preset_backbone(cls, preset: str | None) -> str | None:
+        """The backbone a preset implies (None: the default), e.g. SparCL's paper preset: CIFAR ResNet-18."""
+        return cls.PRESET_BACKBONES.get(preset or "")
+
+    @classmethod
     def preset(cls, name: str) -> CommonConfig:
         if name not in cls.PRESETS:
             raise ProjectError(

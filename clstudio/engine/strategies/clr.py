@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from clstudio.engine.models.backbones import resnet_weights_present
 from clstudio.engine.models.clr import apply_clr, batchnorms, clr_layers
 from clstudio.engine.strategies.base import Strategy, TrainConfig, setting
 from clstudio.engine.strategies.registry import register_strategy
@@ -73,6 +74,14 @@ class CLRStrategy(Strategy):
         ),
         "app": {},
     }
+
+    @classmethod
+    def preset_backbone(cls, preset: str | None) -> str | None:
+        # The paper's recipe on the paper's network, where its ImageNet weights are here (offline machines
+        # have only EfficientNet-Lite0, which stays the default then).
+        if preset == "faithful" and resnet_weights_present("resnet50"):
+            return "resnet50"
+        return super().preset_backbone(preset)
 
     def build_features(self, backbone_model: nn.Module) -> nn.Module:
         self.wrapped_convs = apply_clr(backbone_model, full=self.config.full)  # type: ignore[attr-defined]

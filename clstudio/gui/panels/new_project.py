@@ -156,7 +156,7 @@ class NewProjectDialog(QDialog):
         cls = get_strategy_class(self.strategy.currentData())
         preset = self.preset.currentData() or "app"
         self.preset_note.setText(PRESET_WORDS.get(preset, ""))
-        implied = cls.PRESET_BACKBONES.get(preset)
+        implied = cls.preset_backbone(preset)
         if implied:
             self.backbone.setCurrentIndex(self.backbone.findData(implied))
         self._update()
