@@ -130,8 +130,8 @@ def main() -> None:
         for size in sizes:  # the unit of time: one forward pass over the same training images, in this run
             forward[size], n_images = forward_pass_seconds(folders, args.backbone, size or args.image_size)
             print(
-                f"seed {seed}  one forward pass over the {n_images} training images at {size or 'default'} px: "
-                f"{forward[size]:.1f} s",
+                f"seed {seed}  one forward pass over the {n_images} training images at "
+                f"{size or args.image_size or 'its own'} px: {forward[size]:.1f} s",
                 flush=True,
             )
         for variant in variants:
