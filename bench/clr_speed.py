@@ -31,6 +31,7 @@ def make(strategy: str, arch: str, device: str, classes: int, bn: str):
     method = PerTaskHeadTraining(s, Preprocessing(224, bb.mean, bb.std), DecodeCache(0))
     params = [p for p in s.trainable_parameters() if p.requires_grad]
     # The step alone, without the loop's data: the optimiser and scaler begin() would make.
+    method.params = params
     method.optimizer = torch.optim.Adam(params, lr=1e-4)
     method.scaler = torch.amp.GradScaler("cuda", enabled=False)
     return s, method

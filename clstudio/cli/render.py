@@ -59,7 +59,7 @@ class ProgressPrinter:
             )
         elif isinstance(event, ev.TaskFinished):
             # Epoch 0 is the probe head CLR started from: no epoch beat it on validation, so it stayed.
-            kept = "the probe model: no epoch beat it" if event.best_epoch == 0 else f"epoch {event.best_epoch}"
+            kept = "the probe model: no epoch beat it clearly" if event.best_epoch == 0 else f"epoch {event.best_epoch}"
             print(
                 f"Finished '{event.task}' in {format_duration(event.seconds)}: best val acc "
                 f"{event.best_val_acc:.1%} ({kept} of {event.epochs_run})",

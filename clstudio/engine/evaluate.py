@@ -108,8 +108,11 @@ class Evaluator:
         return (correct / total, loss_sum / total) if total else (0.0, float("inf"))
 
     @torch.no_grad()
-    def sums(self, loader: DataLoader, label_offset: int = 0) -> tuple[int, float, int]:
-        """(correct, summed cross-entropy, images) of ``accuracy_and_loss``: what ranks add up."""
+    def sums(
+        self, loader: DataLoader, label_offset: int = 0, right: list[torch.Tensor] | None = None
+    ) -> tuple[int, float, int]:
+        """(correct, summed cross-entropy, images) of ``accuracy_and_loss``: what ranks add up. ``right``
+        collects, batch by batch, which images were answered correctly."""
         self.strategy.eval()
         correct = total = 0
         loss_sum = 0.0
@@ -122,15 +125,24 @@ class Evaluator:
             with autocast(self.device, self.allow_fp16):
                 logits = self.strategy.forward(x).float().cpu()
             yb = yb + label_offset
-            correct += int((logits.argmax(dim=1) == yb).sum())
+            hits = logits.argmax(dim=1) == yb
+            if right is not None:
+                right.append(hits)
+            correct += int(hits.sum())
             loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
             total += len(yb)
         return correct, loss_sum, total
 
     def accuracy_across_ranks(self, loader: DataLoader, dist: Collective) -> tuple[float, float]:
         """``accuracy_and_loss`` of the images of every rank's ``loader`` together (each holds its shard)."""
-        correct, loss_sum, total = dist.sum_counts(self.sums(loader))
-        return (correct / total, loss_sum / total) if total else (0.0, float("inf"))
+        return self.answers_across_ranks(loader, dist)[:2]
+
+    def answers_across_ranks(self, loader: DataLoader, dist: Collective) -> tuple[float, float, torch.Tensor]:
+        """``accuracy_across_ranks`` and, per image (in the items' order), whether it was answered right."""
+        right: list[torch.Tensor] = []
+        correct, loss_sum, total = dist.sum_counts(self.sums(loader, right=right))
+        hits = dist.gather_in_order(torch.cat(right) if right else torch.zeros(0, dtype=torch.bool))
+        return ((correct / total, loss_sum / total) if total else (0.0, float("inf"))) + (hits,)
 
     @torch.no_grad()
     def predictions(self, task: EvalSet) -> TaskPredictions:

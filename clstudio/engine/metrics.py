@@ -8,6 +8,7 @@ formula shown to users.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 Matrix = Sequence[Sequence[float | None]]
@@ -104,3 +105,14 @@ def near_chance(accuracy: float, classes: int, images: int) -> bool:
         return True
     p = 1.0 / classes
     return accuracy < p + 2.0 * (p * (1.0 - p) / images) ** 0.5
+
+
+SIGNIFICANT_Z = 1.96  # two-sided 5 %: the usual bar, and high enough that validation noise rarely clears it
+
+
+def clearly_better(wins: int, losses: int, z: float = SIGNIFICANT_Z) -> bool:
+    """Whether model A beats model B on the same images by more than chance (a sign test in its normal
+    form, McNemar's): ``wins`` images only A gets right, ``losses`` only B does; the images both get right
+    or both miss say nothing about which is better."""
+    discordant = wins + losses
+    return discordant > 0 and (wins - losses) / math.sqrt(discordant) > z

@@ -47,6 +47,8 @@ class TaskEntry(TypedDict):
     skipped_images: NotRequired[int]
     probe_val_acc: NotRequired[float]  # CLR: validation accuracy of the probe head it started from
     probe_l2: NotRequired[float]  # the L2 strength the probe's fit chose on validation
+    # CLR kept the probe: its best epoch was not clearly better on validation (epoch, val_acc, wins, losses)
+    probe_kept_over: NotRequired[dict[str, Any]]
     # Rehearsal strategies add their training cost (and SparCL its per-layer sparsity):
     flops_used: NotRequired[float]
     flops_dense: NotRequired[float]

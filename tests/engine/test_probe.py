@@ -315,3 +315,55 @@ def test_a_live_model_goes_with_a_cancel_stays_for_resume_and_is_ignored_after_a
     assert Project.open(p.folder).live_model("colours") is None
     with pytest.raises(NotTrained, match="not trained yet"):
         Project.open(p.folder).classify([image], "colours")
+
+
+def test_clearly_better_is_a_sign_test_on_the_images_the_two_disagree_on():
+    from clstudio.engine.metrics import clearly_better
+
+    assert not clearly_better(0, 0)  # the same answers: nothing to choose
+    assert not clearly_better(3, 1)  # +2 points on 100 images: luck at this size
+    assert not clearly_better(6, 2)
+    assert clearly_better(4, 0) and clearly_better(12, 3)
+    assert not clearly_better(3, 12)
+
+
+@pytest.mark.parametrize(("gain", "kept"), [(2, "probe"), (12, "clr")])
+def test_clr_replaces_its_probe_only_when_clearly_better_on_validation(tmp_path, colours, monkeypatch, gain, kept):
+    """Scripted validation answers: the probe gets the first 30 of 60 images right; every CLR epoch gets
+    ``gain`` more right (and loses none). Two more is what the best of many epochs reaches by luck: the probe
+    stays (its weights: adapters at the identity) and the task says why; twelve more is a clear win."""
+    from clstudio.engine.models.clr import clr_layers
+    from clstudio.engine.training.per_task import PerTaskHeadTraining
+
+    calls: list[int] = []
+
+    def scripted(self):
+        right = torch.zeros(60, dtype=torch.bool)
+        right[: 30 if not calls else 30 + gain] = True
+        calls.append(1)
+        return float(right.double().mean()), 1.0 - len(calls) * 0.01, right
+
+    monkeypatch.setattr(PerTaskHeadTraining, "_validate_answers", scripted)
+    cfg = {"epochs": 2, "patience": 100, "bn": "frozen"}
+    p = Project.create(tmp_path / "clr", strategy="clr", backbone="tiny", config=cfg)
+    p.add_task(colours)
+    seen: list = []
+    task = p.train_task("colours", observers=[seen.append])
+    finished = next(e for e in seen if isinstance(e, ev.TaskFinished))
+    weights = load_tensors(p.folder / task["weights"])[0]
+    at_identity = []
+    for path in clr_layers(p.strategy.features):
+        identity = torch.zeros_like(weights[f"{path}.conv.weight"])
+        identity[:, 0, 1, 1] = 1.0
+        at_identity.append(torch.equal(weights[f"{path}.conv.weight"], identity))
+    if kept == "probe":
+        assert task["best_epoch"] == 0 and finished.best_epoch == 0 and all(at_identity)
+        assert task["best_val_acc"] == pytest.approx(0.5)
+        assert task["probe_kept_over"] == {"epoch": 2, "val_acc": pytest.approx(32 / 60), "wins": 2, "losses": 0}
+    else:
+        assert task["best_epoch"] == 2 and not all(at_identity) and "probe_kept_over" not in task
+    # 'better' is the old rule: any gain replaces the probe
+    p2 = Project.create(tmp_path / "better", strategy="clr", backbone="tiny", config={**cfg, "replace_probe": "better"})
+    p2.add_task(colours)
+    calls.clear()
+    assert p2.train_task("colours")["best_epoch"] == 2

@@ -28,6 +28,14 @@ class CLRConfig(TrainConfig):
         "images; the CLR layers then train from epoch 1 with the whole LR schedule. Replaces head_warmup. Only "
         "with frozen BN (a pretrained backbone): re-estimated statistics would change the features.",
     )
+    replace_probe: str = setting(
+        "clearly_better",
+        "When a CLR epoch replaces the probe head it started from: 'clearly_better' (default) only when it "
+        "answers clearly more validation images right than the probe (a sign test at 5 %): with 10 validation "
+        "images per class, the best of 15 epochs is a point or two ahead by luck alone. 'better': whenever its "
+        "validation accuracy is higher.",
+        choices=("clearly_better", "better"),
+    )
     head_warmup: int = setting(
         3,
         "Epochs that train only the head before the CLR layers and BN join (0 = the paper). Starting the adapters "

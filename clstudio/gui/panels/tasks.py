@@ -92,6 +92,12 @@ class TasksPanel(QWidget):
                     "guessing: the model learned nothing usable. More images per class, more epochs, or "
                     "another method (CLR) may help."
                 )
+            if kept := t.get("probe_kept_over"):
+                tip += (
+                    f"\nCLR's best epoch ({kept['epoch']}, val {kept['val_acc']:.0%}) got {kept['wins']} validation "
+                    f"images right that the probe missed and missed {kept['losses']} it got: not clearly better, so "
+                    "the probe model stayed."
+                )
             if t["name"] == training and state.live_model(t["name"]) is not None:
                 tip += "\nClassify can use its probe model now; CLR replaces it if it does better on validation."
             item.setToolTip(tip)
@@ -150,5 +156,5 @@ def _versus_probe(task: TaskEntry) -> str:
     if "probe_val_acc" not in task:
         return ""
     if task.get("best_epoch") == 0:
-        return " · the probe model stayed"
+        return " · the probe model stayed"  # no CLR epoch was clearly better on validation
     return f" · CLR replaced the probe (probe: val {task['probe_val_acc']:.0%})"

@@ -225,7 +225,8 @@ class TrainPanel(QWidget):
             )
             if self.live.isVisible() and self._live_acc is not None:
                 self.live.setText(
-                    f"The probe model stayed (val acc {self._live_acc:.1%}): no CLR epoch beat it on validation."
+                    f"The probe model stayed (val acc {self._live_acc:.1%}): no CLR epoch beat it clearly on the "
+                    "validation images."
                     if e.best_epoch == 0
                     else f"CLR replaced the probe model: val acc {self._live_acc:.1%} → {e.best_val_acc:.1%}"
                     + (" (the same accuracy at a lower validation loss)." if e.best_val_acc == self._live_acc else ".")
