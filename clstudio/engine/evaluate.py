@@ -141,7 +141,8 @@ class Evaluator:
         """``accuracy_across_ranks`` and, per image (in the items' order), whether it was answered right."""
         right: list[torch.Tensor] = []
         correct, loss_sum, total = dist.sum_counts(self.sums(loader, right=right))
-        hits = dist.gather_in_order(torch.cat(right) if right else torch.zeros(0, dtype=torch.bool))
+        mine = torch.cat(right) if right else torch.zeros(0, dtype=torch.bool)
+        hits = dist.gather_in_order(mine.to(torch.uint8)).bool()  # uint8 over the wire: every backend has it
         return ((correct / total, loss_sum / total) if total else (0.0, float("inf"))) + (hits,)
 
     @torch.no_grad()
