@@ -3,7 +3,7 @@ the backward+step of the training steps, the validation passes, the probe head's
 one real 10-class Fashion-MNIST task (30 images per class, bench/fashion_mnist.py), at each ``--sizes``,
 through ``Project.train_task``. Timers wrap the engine's own functions; nothing else changes.
 
-    python bench/clr_epoch_profile.py --sizes 224,160 --epochs 4
+    python bench/clr_epoch_profile.py --sizes 224,160            # the app's epochs and early stop
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def timed(owner: Any, name: str, phase: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="224,160")
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=0, help="0: the app's (15, early stop after 6 without gain)")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "clstudio-bench-profile"))
     args = ap.parse_args()
     work = Path(args.work)
@@ -71,17 +71,26 @@ def main() -> None:
     )
     for size in (int(s) for s in args.sizes.split(",")):
         spent.clear()
-        config = {"epochs": args.epochs, "patience": 100, "image_size": size}
+        config = {"image_size": size, **({"epochs": args.epochs} if args.epochs else {})}
         p = Project.create(work / f"clr-{size}-{time.time_ns()}", strategy="clr", config=config, device="cpu")
         p.add_task(folder)
         start = time.perf_counter()
-        p.train_task(p.tasks[0]["name"])
+        live: list[float] = []
+        p.train_task(
+            p.tasks[0]["name"],
+            observers=[lambda e, live=live: live.append(e.seconds) if type(e).__name__ == "ModelLive" else None],
+        )
         total = time.perf_counter() - start
         training = p.tasks[0]["seconds"]
         spent["backward + step"] = spent.pop("step") - spent["forward"]
         spent["other training (loop, batching, checkpoints)"] = training - sum(spent.values())
         spent["after training (evaluation of R, router, commit)"] = total - training
-        print(f"\n{size} px: training {training:.1f} s, train_task {total:.1f} s")
+        task = p.tasks[0]
+        print(
+            f"\n{size} px: training {training:.1f} s ({task['epochs_run']} epochs, best {task['best_epoch']}), "
+            f"train_task {total:.1f} s; the probe model was live {live[0] if live else float('nan'):.1f} s after "
+            "the task started"
+        )
         for phase, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
             print(f"  {phase:<40} {seconds:7.1f} s  {seconds / total:6.1%}")
 
