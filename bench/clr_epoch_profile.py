@@ -63,10 +63,11 @@ def main() -> None:
     timed(ImageListDataset, "__getitem__", "decode + augment (training batches)")
     timed(PerTaskHeadTraining, "train_step", "step")
     timed(CLRStrategy, "forward", "forward")
-    timed(PerTaskHeadTraining, "_validate", "validation")
+    timed(PerTaskHeadTraining, "_validate_answers", "validation")
     timed(PerTaskHeadTraining, "_fit_probe_head", "probe head (features + fit)")
     print(
-        f"CLR on EfficientNet-Lite0, one 10-class task, 300 train / 100 val images, {args.epochs} epochs, "
+        f"CLR on EfficientNet-Lite0, one 10-class task, 300 train / 100 val / 100 test images, "
+        f"{args.epochs or 'the app default'} epochs, "
         f"{torch.get_num_threads()} threads"
     )
     for size in (int(s) for s in args.sizes.split(",")):
