@@ -54,7 +54,8 @@ class ProgressPrinter:
         elif isinstance(event, ev.ModelLive):
             print(
                 f"  {event.model} model of '{event.task}' ready after {format_duration(event.seconds)} (val acc "
-                f"{event.val_acc:.1%}): classify can use it now; training goes on and replaces it only if better",
+                f"{event.val_acc:.1%}): classify can use it now; training goes on and replaces it only if "
+                "clearly better",
                 file=out,
             )
         elif isinstance(event, ev.TaskFinished):

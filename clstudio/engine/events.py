@@ -66,7 +66,7 @@ class EpochEnded(Event):
 @dataclass(frozen=True)
 class ModelLive(Event):
     """A usable model of the task in training is saved and Classify can use it now: the probe head CLR
-    starts from. Training goes on and replaces it only with an epoch that beats it on validation."""
+    starts from. Training goes on and replaces it only with an epoch clearly better on validation."""
 
     task: str
     model: str  # "probe"

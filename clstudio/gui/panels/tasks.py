@@ -99,7 +99,7 @@ class TasksPanel(QWidget):
                     "the probe model stayed."
                 )
             if t["name"] == training and state.live_model(t["name"]) is not None:
-                tip += "\nClassify can use its probe model now; CLR replaces it if it does better on validation."
+                tip += "\nClassify can use its probe model now; CLR replaces it if clearly better on validation."
             item.setToolTip(tip)
             item.setData(NAME, t["name"])
             item.setData(WAITING, waiting)

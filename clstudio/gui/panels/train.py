@@ -186,7 +186,7 @@ class TrainPanel(QWidget):
             self.live.setText(
                 f"✓ A first model of '{e.task}' is ready after {format_duration(e.seconds)} (a linear probe, val "
                 f"acc {e.val_acc:.1%}): try it in Classify now. CLR keeps training and replaces it only if it "
-                "does better on the validation images."
+                "does clearly better on the validation images."
             )
             self.live.setVisible(True)
         elif isinstance(e, ev.StepProgress):
