@@ -344,6 +344,7 @@ def test_clr_replaces_its_probe_only_when_clearly_better_on_validation(tmp_path,
         return float(right.double().mean()), 1.0 - len(calls) * 0.01, right
 
     monkeypatch.setattr(PerTaskHeadTraining, "_validate_answers", scripted)
+    monkeypatch.setattr(PerTaskHeadTraining, "_probe_answers", lambda self, xv, yv: scripted(self))
     cfg = {"epochs": 2, "patience": 100, "bn": "frozen"}
     p = Project.create(tmp_path / "clr", strategy="clr", backbone="tiny", config=cfg)
     p.add_task(colours)
@@ -367,3 +368,26 @@ def test_clr_replaces_its_probe_only_when_clearly_better_on_validation(tmp_path,
     p2.add_task(colours)
     calls.clear()
     assert p2.train_task("colours")["best_epoch"] == 2
+
+
+def test_the_probe_answers_come_from_its_fit_features_and_equal_a_validation_pass(tmp_path, colours, monkeypatch):
+    """CLR's probe is judged on the validation features its fit computed (no second pass over the images):
+    the same answers, accuracy and loss as a pass through the model, the adapters being the identity."""
+    from clstudio.engine.training.per_task import PerTaskHeadTraining
+
+    pairs: list = []
+    from_features = PerTaskHeadTraining._probe_answers
+
+    def both(self, xv, yv):
+        mine = from_features(self, xv, yv)
+        pairs.append((mine, self._validate_answers()))
+        return mine
+
+    monkeypatch.setattr(PerTaskHeadTraining, "_probe_answers", both)
+    p = Project.create(tmp_path / "clr", strategy="clr", backbone="tiny", config={"epochs": 1, "bn": "frozen"})
+    p.add_task(colours)
+    p.train_task("colours")
+    assert len(pairs) == 1
+    (acc, loss, right), (acc_pass, loss_pass, right_pass) = pairs[0]
+    assert right.dtype == torch.bool and len(right) >= 3  # the task's validation images, each answered
+    assert torch.equal(right, right_pass) and acc == acc_pass and loss == pytest.approx(loss_pass, rel=1e-5)
