@@ -41,6 +41,10 @@ def test_sparcl_run_shows_sparsity_heatmap_flops_and_both_matrices(qtbot, tmp_pa
         expected = np.array([t["sparsity"] for t in report["tasks"]]).T
         assert shown.shape == (3, 2) and np.allclose(shown, expected)  # every dense conv but the stem, 2 tasks
         assert "fewer" in panel.flops.text()
+        # The layer rule in words, and how much of the network the masks reach (the task's measured shares)
+        title = panel.title.text()
+        assert "every dense conv but the stem" in title and "larger than 1×1" not in title
+        assert f"{report['masked_weight_share']:.1%} of the backbone's weights" in title
 
         matrix = window.matrix
         assert not matrix.scenario.isHidden() and matrix.scenario.currentText() == "Class-IL"

@@ -84,10 +84,15 @@ class SparsityPanel(QWidget):
 
     def _render_rehearsal(self, info: dict[str, Any]) -> None:
         strategy = info["strategy"]
+        assert self.report is not None
+        reach = ""
+        weights, macs = self.report.get("masked_weight_share"), self.report.get("masked_mac_share")
+        if weights is not None and macs is not None:
+            reach = f" The masks reach {weights:.1%} of the backbone's weights and {macs:.1%} of its MACs."
         self.title.setText(
             f"<b>Sparsity per masked layer ({strategy}, {info['backbone']})</b> — the fraction of weights masked "
-            f"out in each conv SparCL masks (convs larger than 1×1 but the stem; 1×1 convs, BatchNorm and head stay "
-            f"dense)."
+            f"out in each conv SparCL masks: every dense conv but the stem and 1×1 shortcuts; depthwise convs, "
+            f"BatchNorm and the head stay dense.{reach}"
         )
         self._draw_rehearsal()
 
