@@ -38,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from fashion_mnist import write_tasks  # noqa: E402
 
+from clstudio.engine import metrics  # noqa: E402
 from clstudio.engine.project import Project  # noqa: E402
 
 METHODS = {
@@ -120,8 +121,6 @@ def run(
     if strategy in PER_TASK:
         routed = p.routed()
         assert routed is not None, "per-task strategies on a shared anchor always route"
-        from clstudio.engine import metrics
-
         result.update(
             cil_acc=routed["ACC"],
             cil_forgetting=metrics.summary(p.doc["R_routed"])["forgetting"],
