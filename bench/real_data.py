@@ -85,10 +85,10 @@ def variant_size(spec: str) -> int:
     return int(dict(kv.split("=", 1) for kv in parse_variant(spec)[1]).get("image_size", 0))
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], fmt: str = ".2%") -> str:
     if len(values) < 2:
-        return f"{values[0]:.2%}"
-    return f"{statistics.mean(values):.2%} ± {statistics.stdev(values):.2%}"
+        return format(values[0], fmt)
+    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
 
 
 def main() -> None:

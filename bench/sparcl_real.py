@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fashion_mnist import write_tasks  # noqa: E402
+from real_data import mean_std, parse_variant  # noqa: E402
 
 from clstudio.engine import metrics  # noqa: E402
 from clstudio.engine.project import Project  # noqa: E402
@@ -66,12 +66,12 @@ PER_TASK = {"clr", "linear_probe"}  # no rehearsal, no FLOPs counter: Class-IL g
 def method_spec(method: str) -> tuple[str, dict]:
     """'sparcl-0.75[lr=0.03;prune_ramp=0.2]' → ('sparcl', {'sparsity': 0.75, 'lr': 0.03, 'prune_ramp': 0.2}):
     a method of METHODS with settings on top (values read as JSON where they parse, else as text)."""
-    name, _, rest = method.partition("[")
+    name, pairs = parse_variant(method)
     if name not in METHODS:
         raise SystemExit(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
     strategy, extra = METHODS[name]
     settings = dict(extra)
-    for kv in filter(None, rest.rstrip("]").split(";")):
+    for kv in pairs:
         key, _, value = kv.partition("=")
         try:
             settings[key] = json.loads(value)
@@ -210,18 +210,14 @@ def main() -> None:
 
 
 def _ratio(base: dict | None, r: dict, key: str) -> float | None:
-    if base is None or r.get(key) is None or not r[key]:
+    if base is None or not r.get(key):  # not counted (None) for this method
         return None
     return base[key] / r[key]
 
 
 def _cell(values: list[float | None], fmt: str) -> str:
     vs = [v for v in values if v is not None]
-    if not vs:
-        return "—"
-    if len(vs) == 1:
-        return format(vs[0], fmt)
-    return f"{format(statistics.mean(vs), fmt)} ± {format(statistics.stdev(vs), fmt)}"
+    return mean_std(vs, fmt) if vs else "—"
 
 
 def print_table(results: list[dict]) -> None:
@@ -244,11 +240,10 @@ def print_table(results: list[dict]) -> None:
         "counted training FLOPs / less training time); '—' where not counted. Class-IL of CLR and the linear "
         "probe: through the task router."
     )
-    if any(r.get("sparsity") for r in results):
-        for m in methods:
-            rows = [r for r in results if r["method"] == m and r.get("sparsity")]
-            if rows:
-                print(f"  {m}: min layer sparsity per task {rows[0]['sparsity']}")
+    for m in methods:
+        rows = [r for r in results if r["method"] == m and r.get("sparsity")]
+        if rows:
+            print(f"  {m}: min layer sparsity per task {rows[0]['sparsity']}")
 
 
 if __name__ == "__main__":
