@@ -80,11 +80,6 @@ def parse_variant(spec: str) -> tuple[str, list[str]]:
     return name, [kv for kv in rest.rstrip("]").split(";") if kv]
 
 
-def variant_size(spec: str) -> int:
-    """The image size a variant sets (0: the backbone's own)."""
-    return int(dict(kv.split("=", 1) for kv in parse_variant(spec)[1]).get("image_size", 0))
-
-
 def mean_std(values: list[float], fmt: str = ".2%") -> str:
     if len(values) < 2:
         return format(values[0], fmt)
@@ -120,20 +115,13 @@ def main() -> None:
     firsts: dict[str, list[float | None]] = {v: [] for v in variants}  # launch → first usable model (CLR's probe)
     ratios: dict[str, list[float]] = {v: [] for v in variants}  # training time ÷ one forward pass
     vals: dict[str, list[float]] = {v: [] for v in variants}  # mean best validation accuracy of the tasks
-    forward: dict[int, float] = {}  # image size (0: the backbone's) → seconds of one forward pass, this seed
+    forward: dict[int, float] = {}  # image size in px → seconds of one forward pass, this seed
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         data = work / f"fmnist-{args.classes_per_task}-{args.per_class}-{val}-{args.test_per_class}-s{seed}"
         folders = write_tasks(
             data, args.per_class, val, args.test_per_class, classes_per_task=args.classes_per_task, seed=seed
         )
-        sizes = sorted({variant_size(v) for v in variants})
-        for size in sizes:  # the unit of time: one forward pass over the same training images, in this run
-            forward[size], n_images = forward_pass_seconds(folders, args.backbone, size or args.image_size)
-            print(
-                f"seed {seed}  one forward pass over the {n_images} training images at "
-                f"{size or args.image_size or 'its own'} px: {forward[size]:.1f} s",
-                flush=True,
-            )
+        forward.clear()
         for variant in variants:
             strategy, sets = parse_variant(variant)
             project = work / "projects" / f"{strategy}-{seed}-{time.time_ns()}"
@@ -159,11 +147,21 @@ def main() -> None:
             row = "  ".join(f"{v:6.1%}" for v in result["R"][-1])
             firsts[variant].append(first)
             ready = f"   first model after {first:.1f} s" if first is not None else ""
-            unit = forward[variant_size(variant)]
+            # The unit of time: one forward pass over the same training images at the size the project trained
+            # at ('auto' may have chosen a smaller one for small images), measured in this run.
+            size = doc["preprocessing"]["image_size"]
+            if size not in forward:
+                forward[size], n_images = forward_pass_seconds(folders, args.backbone, size)
+                print(
+                    f"seed {seed}  one forward pass over the {n_images} training images at {size} px: "
+                    f"{forward[size]:.1f} s",
+                    flush=True,
+                )
+            unit = forward[size]
             ratios[variant].append(trains[variant][-1] / unit)
             ready += f"   training = {ratios[variant][-1]:.1f} forward passes"
             print(
-                f"seed {seed}  {variant:<36} final R row {row}   ACC {result['ACC']:.2%}   "
+                f"seed {seed}  {variant:<36} at {size} px  final R row {row}   ACC {result['ACC']:.2%}   "
                 f"val {vals[variant][-1]:.1%}   "
                 f"training {trains[variant][-1]:.0f} s   wall {wall:.0f} s{ready}",
                 flush=True,

@@ -5,7 +5,7 @@
 Writes docs/screenshots/*.png: a CLR run (01-09), a SparCL run (10-13) and classify without choosing the task
 (14-16: Auto with "none of my tasks", a folder in the table, Task ▸ Export model), and under the numbers
 (18-22: a fine-tune run's drill-down and forgetting timeline, a CLR run's proof badge and proof), and a first
-start (23-24: the empty state, File ▸ New project). Uses a throw-away
+start (23-24: the empty state, File ▸ New project), and 'auto' image size (31-32). Uses a throw-away
 CLSTUDIO_HOME, so your own projects are untouched.
 """
 
@@ -110,6 +110,23 @@ def live_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
     w.train.pause.click()
     sh.wait(lambda: w.training is None and not w.jobs.busy)
     sh.shot("30-clr-against-its-probe", w)
+
+
+def size_run(sh: Shooter, w: Any, shapes: Path, colours: Path) -> None:
+    """31-32: 'auto' image size, what the settings say before the first task trains, and the note when its
+    small images (the demo's are 64 px) decide it."""
+    from clstudio.engine import events as ev
+
+    w.tabs.setCurrentWidget(w.train)
+    w.train.form.advanced.expand(animate=False)
+    sh.shot("31-auto-size-before-the-first-task", w)
+    add_tasks(sh, w, [shapes])
+    seen = watch(w)
+    w.train.start.click()
+    sh.wait(lambda: any(isinstance(e, ev.EpochEnded) for e in seen))
+    assert any(isinstance(e, ev.InputSizeChosen) for e in seen)
+    sh.shot("32-auto-size-chosen", w)
+    sh.wait(lambda: w.training is None and not w.jobs.busy)
 
 
 def odd_images(folder: Path) -> list[Path]:
@@ -230,7 +247,9 @@ def main() -> int:
     ap.add_argument("--backbone", default="efficientnet_lite0", help="the CLR run's backbone")
     ap.add_argument("--epochs", type=int, default=15, help="the CLR run's epochs (6 is too few for the demo)")
     ap.add_argument(
-        "--only", choices=["clr", "sparcl", "classify", "results", "newcomer", "live"], help="shoot one run only"
+        "--only",
+        choices=["clr", "sparcl", "classify", "results", "newcomer", "live", "size"],
+        help="shoot one run only",
     )
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="clstudio-shots-"))
@@ -270,6 +289,8 @@ def main() -> int:
         runs.append((proof_run, trained(p, [shapes, colours])))
     if args.only in (None, "live"):
         runs.append((live_run, Project.create(home / "live", backbone=args.backbone, config={"epochs": 4})))
+    if args.only in (None, "size"):
+        runs.append((size_run, Project.create(home / "size", backbone=args.backbone, config={"epochs": 2})))
     if args.only in (None, "clr"):
         p = Project.create(home / "clr", backbone=args.backbone, config={"epochs": args.epochs})
         runs.append((clr_run, p))

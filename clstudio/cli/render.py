@@ -9,7 +9,7 @@ from typing import Any
 
 from clstudio.engine import events as ev
 from clstudio.engine import metrics
-from clstudio.engine.formatting import format_duration, format_loss, format_share
+from clstudio.engine.formatting import format_duration, format_loss, format_share, input_size_note
 
 
 class ProgressPrinter:
@@ -51,6 +51,8 @@ class ProgressPrinter:
                 f"{star}{lr}{extra}",
                 file=out,
             )
+        elif isinstance(event, ev.InputSizeChosen):
+            print(f"  {input_size_note(event)}", file=out)
         elif isinstance(event, ev.ModelLive):
             print(
                 f"  {event.model} model of '{event.task}' ready after {format_duration(event.seconds)} (val acc "

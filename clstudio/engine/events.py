@@ -64,6 +64,17 @@ class EpochEnded(Event):
 
 
 @dataclass(frozen=True)
+class InputSizeChosen(Event):
+    """'auto' image size, decided when the first task trains: its images are small (``image_side`` px, the
+    median longer side), so every task trains and classifies at ``size`` px instead of ``native``."""
+
+    task: str
+    image_side: int
+    size: int
+    native: int
+
+
+@dataclass(frozen=True)
 class ModelLive(Event):
     """A usable model of the task in training is saved and Classify can use it now: the probe head CLR
     starts from. Training goes on and replaces it only with an epoch clearly better on validation."""

@@ -1,8 +1,10 @@
-"""How the CLI and the GUI write durations, so a time reads the same in a terminal and in the window."""
+"""How the CLI and the GUI write durations and notes, so they read the same in a terminal and in the window."""
 
 from __future__ import annotations
 
 import math
+
+from clstudio.engine.events import InputSizeChosen
 
 
 def format_loss(loss: float) -> str:
@@ -21,3 +23,12 @@ def format_duration(seconds: float) -> str:
 def format_share(value: float | None) -> str:
     """'91.2%'; '—' where nothing was measured (a class never predicted has no precision)."""
     return "—" if value is None else f"{value:.1%}"
+
+
+def input_size_note(event: InputSizeChosen) -> str:
+    """What the CLI and the app say when 'auto' picked a smaller input size than the backbone's."""
+    return (
+        f"Small images in '{event.task}' ({event.image_side} px): this project trains and classifies at "
+        f"{event.size} px instead of {event.native}, as accurate on small images and faster (set an image size "
+        "in the settings to choose another)"
+    )

@@ -18,13 +18,23 @@ from clstudio.engine import assemble, evaluations, proof, task_edits
 from clstudio.engine.cancel import CancelToken, PauseToken
 from clstudio.engine.classify import AUTO, classify_auto, classify_images
 from clstudio.engine.data.dataset import DecodeCache, Preprocessing
+from clstudio.engine.data.input_size import auto_input_size, typical_side
 from clstudio.engine.data.scan import ScanReport, scan_folder
 from clstudio.engine.device import resolve_device
 from clstudio.engine.distributed import Collective
 from clstudio.engine.errors import Cancelled, CLStudioError, ProjectError
 from clstudio.engine.evaluate import EvalSet, Evaluator, TaskPredictions
 from clstudio.engine.events import Cancelled as CancelledEvent
-from clstudio.engine.events import EvalFinished, Event, Failed, Observer, TaskAdded, TaskFinished, emit
+from clstudio.engine.events import (
+    EvalFinished,
+    Event,
+    Failed,
+    InputSizeChosen,
+    Observer,
+    TaskAdded,
+    TaskFinished,
+    emit,
+)
 from clstudio.engine.models.backbones import create_backbone
 from clstudio.engine.paths import cache_dir
 from clstudio.engine.records import TaskEntry
@@ -186,6 +196,28 @@ class Project(ProjectView):
             done.append(task["name"])
         return done
 
+    def _choose_input_size(self, task: TaskEntry, observers: Sequence[Observer]) -> None:
+        """'auto' image size (0), decided from the first task's images before it trains (input_size.py); the
+        decision stays for every later task, whose tensors must all see the same input size."""
+        if self.strategy.config.image_size or self.trained_tasks():
+            return
+        prep, native = self.doc["preprocessing"], self.strategy.backbone.image_size
+        data = self._task_data(task["id"])
+        side = typical_side(data.root, data.train)
+        size = auto_input_size(native, side)
+        reason = side if size != native else None  # the file says why its size is not the backbone's
+        if (prep["image_size"], prep.get("auto_from_image_side")) != (size, reason):
+            prep["image_size"] = size
+            prep.pop("auto_from_image_side", None)
+            if reason is not None:
+                prep["auto_from_image_side"] = reason
+            if self.dist.is_main:
+                self.store.save()
+            self._method = self._cache = None  # built for the old size (the decode cache is keyed by path)
+            self._anchor_cache.clear()
+        if reason is not None:
+            self._log(InputSizeChosen(task["name"], reason, size, native), observers)
+
     def train_task(
         self,
         name: str,
@@ -199,6 +231,7 @@ class Project(ProjectView):
         task = self.task(name)
         if task["trained"]:
             raise ProjectError(f"Task '{name}' is already trained; every earlier task stays as it is.")
+        self._choose_input_size(task, observers)
         strategy, observers, main = self.strategy, [*observers], self.dist.is_main
         loop = TrainingLoop(self.training_method, [*observers, self._history_observer], cancel, pause)
         before = strategy.shared_state()

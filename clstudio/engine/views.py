@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from clstudio.engine import metrics, per_class, report
+from clstudio.engine.data import input_size
 from clstudio.engine.data.scan import MIN_EVAL_PER_CLASS
 from clstudio.engine.errors import ProjectError
 from clstudio.engine.models.backbones import list_backbones
@@ -56,6 +57,15 @@ class ProjectView:
         if footprint is not None:
             return not self.class_incremental and not footprint.get("shared_params")
         return self.strategy_name in ("clr", "linear_probe")
+
+    def auto_size_note(self) -> str:
+        """What 'auto' image size may still become, for the settings to say: the first task's images decide
+        it when it trains (data/input_size.py); empty once decided or where it cannot change."""
+        prep = self.doc["preprocessing"]
+        small = input_size.SMALL_IMAGE_INPUT
+        if self.trained_tasks() or "auto_from_image_side" in prep or prep["image_size"] <= small:
+            return ""
+        return f"; {small} for images ≤ {input_size.SMALL_IMAGE_SIDE} px"
 
     def strategy_blurb(self) -> str:
         """What each task costs on this project's backbone, measured on the strategy as built (the app shows

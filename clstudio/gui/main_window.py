@@ -28,6 +28,7 @@ from clstudio.engine.data.scan import ScanReport
 from clstudio.engine.data.synthetic import make_demo
 from clstudio.engine.device import device_label, resolve_device
 from clstudio.engine.errors import CLStudioError
+from clstudio.engine.formatting import input_size_note
 from clstudio.engine.paths import config_dir, data_dir, log_dir, projects_dir
 from clstudio.engine.views import ProjectView, SavedProject
 from clstudio.gui.identity import app_icon
@@ -252,16 +253,20 @@ class MainWindow(QMainWindow):
         view = self.session.view
         self.setWindowTitle(f"CL Studio — {self.session.folder.name}")
         self.tasks.show_data(view, self.training, self.session.queued_names)
+        self._show_settings(view, view.doc["preprocessing"].get("image_size"), view.auto_size_note())
+        self.train.set_running(self.training is not None, bool(view.pending_tasks()), self._why_no_start(view))
+        self.curves.show_data(self.session.curves)
+        self._render_results()
+
+    def _show_settings(self, view: ProjectView, image_size: int | None, size_note: str) -> None:
         self.train.show_project(
             view.strategy_name,
             view.config,
             locked=bool(view.trained_tasks()),
-            image_size=view.doc["preprocessing"].get("image_size"),
+            image_size=image_size,
             blurb=view.strategy_blurb(),
+            size_note=size_note,
         )
-        self.train.set_running(self.training is not None, bool(view.pending_tasks()), self._why_no_start(view))
-        self.curves.show_data(self.session.curves)
-        self._render_results()
 
     def _why_no_start(self, view: ProjectView) -> str:
         if self.jobs.running("scan") or self.session.queued_names:
@@ -560,6 +565,9 @@ class MainWindow(QMainWindow):
             self.classify.show_data(self.session.view)  # the probe model answers while CLR trains
         if isinstance(event, ev.Warning):
             self.statusBar().showMessage(event.message, 15000)
+        if isinstance(event, ev.InputSizeChosen):
+            self.statusBar().showMessage(input_size_note(event) + ".", 20000)
+            self._show_settings(self.session.view, event.size, "")  # the file is the training process's until it ends
         if isinstance(event, ev.TaskFinished):
             self.tasks.show_data(self.session.view, None, self.session.queued_names)
             self._render_results()

@@ -53,6 +53,15 @@ def test_special_values_units_and_short_floats(qtbot):
     assert ed["augment"][0].currentText() == "light (crop and flip)" and panel.form.values()["augment"] == "light"
 
 
+def test_auto_image_size_says_what_small_images_get(qtbot):
+    panel = TrainPanel("cpu")
+    qtbot.addWidget(panel)
+    panel.show_project("clr", {}, locked=False, image_size=224, size_note="; 160 for images ≤ 64 px")
+    assert panel.form.editors["image_size"][0].text() == "auto (224 px; 160 for images ≤ 64 px)"
+    panel.show_project("clr", {}, locked=True, image_size=160)  # decided by the first task's images
+    assert panel.form.editors["image_size"][0].text() == "auto (160 px)"
+
+
 def test_settings_that_do_not_apply_are_hidden(qtbot):
     panel = _panel(qtbot, "sparcl")
     form = panel.form

@@ -38,9 +38,10 @@ class CommonConfig:
     lr: float = setting(1e-3, "Adam learning rate (the CLR paper's 1e-3).")
     augment: str = setting(
         "light",
-        "'none' (CLR paper), 'light' (random crop 80-100 % + horizontal flip) or 'crop_pad' (CIFAR-style: "
-        "pad 1/8, random crop, flip).",
-        choices=("light", "none", "crop_pad"),
+        "'none' (CLR paper), 'light' (random crop 80-100 % + horizontal flip), 'crop_pad' (CIFAR-style: "
+        "pad 1/8, random crop, flip) or 'strong' (random-resized crop of 25-100 % of the area, flip, brightness "
+        "and contrast ±25 %).",
+        choices=("light", "none", "crop_pad", "strong"),
     )
     image_size: int = setting(0, "Input resolution in pixels; 0 uses the backbone's own (224 for ImageNet nets).")
     seed: int = setting(0, "Seeds head init, shuffling and augmentation: the same seed gives the same run.")

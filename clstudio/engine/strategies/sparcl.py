@@ -38,6 +38,7 @@ class SparCLConfig(RehearsalConfig):
         "How the first task reaches the sparsity: 'one-shot' (the paper's magnitude prune before training) or "
         "'cubic' (Zhu & Gupta 2017: a dense first epoch, then s(1-(1-e/R)^3) over R epochs, then TDM). Measured "
         "on EfficientNet-Lite0 at the app's 10 epochs, one-shot kept more (README), so it stays the default.",
+        choices=("one-shot", "cubic"),
     )
     prune_ramp: float = setting(0.5, "Cubic ramp length R as a fraction of the first task's epochs (5 of 10).")
 

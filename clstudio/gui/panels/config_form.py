@@ -75,10 +75,15 @@ class ConfigForm(QWidget):
         self.editors: dict[str, tuple[QWidget, type]] = {}
         self._rows: dict[str, tuple[QFormLayout, QWidget]] = {}
         self.image_size = 224  # the backbone's own input size: what "auto" means for image_size
+        self.size_note = ""  # e.g. "; 160 for images ≤ 64 px" while the first task can still choose it
 
-    def build(self, config_cls: type, values: dict[str, Any], image_size: int | None = None) -> None:
+    def build(
+        self, config_cls: type, values: dict[str, Any], image_size: int | None = None, size_note: str | None = None
+    ) -> None:
         if image_size:
             self.image_size = image_size
+        if size_note is not None:
+            self.size_note = size_note
         for form in (self.basic, self.advanced_form):
             while form.rowCount():
                 form.removeRow(0)
@@ -110,7 +115,7 @@ class ConfigForm(QWidget):
             spin = QSpinBox()
             spin.setRange(0, 1_000_000)
             if view.special:
-                spin.setSpecialValueText(view.special.format(size=self.image_size))
+                spin.setSpecialValueText(view.special.format(size=self.image_size, note=self.size_note))
             spin.setValue(int(value))
             spin.valueChanged.connect(self._changed)
             return spin

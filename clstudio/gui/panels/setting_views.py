@@ -37,7 +37,12 @@ VIEWS: dict[str, SettingView] = {
     "augment": SettingView(
         "Augmentation",
         BASIC,
-        choices={"light": "light (crop and flip)", "none": "none", "crop_pad": "CIFAR-style (pad, crop, flip)"},
+        choices={
+            "light": "light (crop and flip)",
+            "none": "none",
+            "crop_pad": "CIFAR-style (pad, crop, flip)",
+            "strong": "strong (wide crops, flip, brightness, contrast)",
+        },
     ),
     "replay": SettingView("Replay", BASIC, choices={"derpp": "DER++ (logits and labels)", "er": "ER (labels)"}),
     "buffer_size": SettingView("Replay buffer (images)", BASIC),
@@ -47,7 +52,7 @@ VIEWS: dict[str, SettingView] = {
     ),
     "patience": SettingView("Stop after epochs without gain", applies=lambda v: v.get("fit") != "lbfgs"),
     "batch_size": SettingView("Batch size (images)"),
-    "image_size": SettingView("Image size (px)", special="auto ({size} px)"),
+    "image_size": SettingView("Image size (px)", special="auto ({size} px{note})"),
     "seed": SettingView("Random seed"),
     "lr_steps": SettingView("Learning-rate drops per task", applies=lambda v: v.get("fit") != "lbfgs"),
     "keep_best": SettingView("Keep the best epoch", applies=lambda v: v.get("fit") != "lbfgs"),
@@ -55,6 +60,12 @@ VIEWS: dict[str, SettingView] = {
     "probe_head": SettingView("Start from a fitted linear head"),
     "head_warmup": SettingView("Head-only warm-up (epochs)", special="none", applies=lambda v: not v.get("probe_head")),
     "full": SettingView("CLR-Full (also 1×1 convolutions)"),
+    "adapters": SettingView("Train the CLR layers"),
+    "adapter_lr": SettingView("CLR layers' learning rate"),
+    "replace_probe": SettingView(
+        "CLR replaces the probe",
+        choices={"clearly_better": "only when clearly better", "better": "whenever better on validation"},
+    ),
     "reg_lambda": SettingView("Weight penalty λ"),
     "bn": SettingView(
         "BatchNorm statistics",
@@ -80,6 +91,16 @@ VIEWS: dict[str, SettingView] = {
         "Gradient sparsity", percent=True, special="auto (from weight sparsity)", applies=_on("dgm")
     ),
     "dgm_refresh": SettingView("Gradient-mask refresh (steps)", applies=_on("dgm")),
+    "prune_start": SettingView(
+        "How the first task reaches the sparsity",
+        choices={"one-shot": "one-shot prune before training (paper)", "cubic": "cubic ramp (Zhu & Gupta)"},
+        applies=_on("tdm"),
+    ),
+    "prune_ramp": SettingView(
+        "Sparsity ramp length (share of the first task)",
+        percent=True,
+        applies=lambda v: bool(v.get("tdm", True)) and v.get("prune_start") == "cubic",
+    ),
     "eval_batch_size": SettingView("Evaluation batch (images)"),
     "num_workers": SettingView("Image-loading processes", special="none (in the trainer)"),
     "cache_mb": SettingView("Decoded-image cache (MB)", special="off"),

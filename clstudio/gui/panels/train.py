@@ -121,15 +121,22 @@ class TrainPanel(QWidget):
         self.set_running(False)
 
     def show_project(
-        self, strategy: str, config: dict[str, Any], locked: bool, image_size: int | None = None, blurb: str = ""
+        self,
+        strategy: str,
+        config: dict[str, Any],
+        locked: bool,
+        image_size: int | None = None,
+        blurb: str = "",
+        size_note: str = "",
     ) -> None:
-        """``blurb``: what each task costs on the project's backbone (engine views), for ``strategy``."""
+        """``blurb``: what each task costs on the project's backbone (engine views), for ``strategy``;
+        ``size_note``: what 'auto' image size may still become (the first task's images decide it)."""
         self._locked = locked
         self._project_strategy, self._blurb = strategy, blurb
         self.strategy.blockSignals(True)
         self.strategy.setCurrentIndex(max(0, self.strategy.findData(strategy)))
         self.strategy.blockSignals(False)
-        self.form.build(get_strategy_class(strategy).Config, config, image_size)
+        self.form.build(get_strategy_class(strategy).Config, config, image_size, size_note)
         self._apply_lock()
 
     def _strategy_changed(self) -> None:
