@@ -103,8 +103,9 @@ def augment_crop_pad(img: torch.Tensor, generator: torch.Generator | None = None
 
 def augment_strong(img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Inception-style random-resized crop (25-100 % of the area, aspect 3:4-4:3), a horizontal flip half
-    the time, and brightness / contrast scaled by up to ±25 %: with 30 images per class, what a network
-    that adapts its features needs to see to not learn the images by heart."""
+    the time, and brightness / contrast scaled by up to ±25 %: for a network that adapts its features on a
+    small folder. Measured on Fashion-MNIST at 30 images per class, it did not make CLR's adapters carry to
+    new images (README, CLR item 8), so it is an option, not the default."""
     _, h, w = img.shape
     u = torch.rand(4, generator=generator).tolist()
     area = (0.25 + 0.75 * u[0]) * h * w

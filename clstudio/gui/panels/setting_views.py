@@ -16,7 +16,8 @@ BASIC, ADVANCED = "basic", "advanced"
 class SettingView:
     label: str
     group: str = ADVANCED  # hardware and rarely-touched settings are Advanced (collapsed)
-    special: str = ""  # how the value 0 reads, e.g. "auto" ("{size}" is the backbone's input size)
+    # How the value 0 reads, e.g. "auto" ("{size}": the project's input size; "{note}": what 'auto' may become).
+    special: str = ""
     # Floats read as Python's shortest form (0.5, 0.001, 1e-05), never as 0.000010.
     percent: bool = False  # a 0-1 share shown as 75 %
     choices: dict[str, str] = field(default_factory=dict)  # value → words
