@@ -72,17 +72,27 @@ def load_uint8(path: str, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(decode_rgb(path, size).transpose(2, 0, 1)))
 
 
+def _resized_crop(img: torch.Tensor, ch: int, cw: int, generator: torch.Generator | None) -> torch.Tensor:
+    """A ch × cw window at a random place, resized back to the image's size (bilinear); float, unrounded."""
+    _, h, w = img.shape
+    top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+    crop = img[:, top : top + ch, left : left + cw].float()
+    if (ch, cw) == (h, w):
+        return crop
+    return F.interpolate(crop[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
 def augment_light(img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Random square crop of 80-100 % of the side, resized back, and a horizontal flip half the time."""
     _, h, w = img.shape
     scale = 0.8 + 0.2 * torch.rand(1, generator=generator).item()
     ch, cw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-    top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
-    left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
-    crop = img[:, top : top + ch, left : left + cw]
-    if (ch, cw) != (h, w):
-        crop = F.interpolate(crop[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
-        crop = crop.round().clamp(0, 255).to(torch.uint8)
+    crop = _to_uint8(_resized_crop(img, ch, cw, generator))
     if torch.rand(1, generator=generator).item() < 0.5:
         crop = crop.flip(-1)
     return crop
@@ -112,15 +122,12 @@ def augment_strong(img: torch.Tensor, generator: torch.Generator | None = None) 
     aspect = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * u[1])
     ch = max(1, min(h, int(round(math.sqrt(area / aspect)))))
     cw = max(1, min(w, int(round(math.sqrt(area * aspect)))))
-    top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
-    left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
-    x = F.interpolate(img[None, :, top : top + ch, left : left + cw].float(), size=(h, w), mode="bilinear")[0]
+    x = _resized_crop(img, ch, cw, generator)
     if u[2] < 0.5:
         x = x.flip(-1)
     brightness, contrast = 0.75 + 0.5 * u[3], 0.75 + 0.5 * torch.rand(1, generator=generator).item()
     mean = x.mean()
-    x = (x - mean) * contrast + mean * brightness
-    return x.round().clamp(0, 255).to(torch.uint8)
+    return _to_uint8((x - mean) * contrast + mean * brightness)
 
 
 AUGMENTATIONS = {"light": augment_light, "crop_pad": augment_crop_pad, "strong": augment_strong}
