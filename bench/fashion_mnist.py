@@ -12,7 +12,7 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from task_folders import SplitImages, write_task_folders
 
 ROOT = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
@@ -45,28 +45,20 @@ def write_tasks(
     rng = np.random.default_rng(seed)
     xtr, ytr = load("train")
     xte, yte = load("test")
-    folders = []
-    for t in range(10 // classes_per_task):
-        labels = range(t * classes_per_task, (t + 1) * classes_per_task)
-        folder = out / f"fmnist-{'-'.join(CLASSES[c] for c in labels)}"
-        folders.append(folder)
-        if (folder / ".complete").exists():
-            continue
-        for c in labels:
-            pool = rng.permutation(np.flatnonzero(ytr == c))
-            tests = rng.permutation(np.flatnonzero(yte == c))[:test_per_class]
-            for split, images, ids in (
-                ("train", xtr, pool[:per_class]),
-                ("val", xtr, pool[per_class : per_class + val_per_class]),
-                ("test", xte, tests),
-            ):
-                d = folder / split / CLASSES[c]
-                d.mkdir(parents=True, exist_ok=True)
-                for i in ids:
-                    img = images[i]
-                    if pad_to:
-                        p = (pad_to - img.shape[0]) // 2
-                        img = np.pad(img, ((p, pad_to - img.shape[0] - p),) * 2)
-                    Image.fromarray(img, "L").save(d / f"{i}.png")
-        (folder / ".complete").write_text("ok")
-    return folders
+
+    def padded(img: np.ndarray) -> np.ndarray:
+        if not pad_to:
+            return img
+        p = (pad_to - img.shape[0]) // 2
+        return np.pad(img, ((p, pad_to - img.shape[0] - p),) * 2)
+
+    def images_of(c: int) -> SplitImages:
+        pool = rng.permutation(np.flatnonzero(ytr == c))
+        tests = rng.permutation(np.flatnonzero(yte == c))[:test_per_class]
+        return {
+            "train": [(i, padded(xtr[i])) for i in pool[:per_class]],
+            "val": [(i, padded(xtr[i])) for i in pool[per_class : per_class + val_per_class]],
+            "test": [(i, padded(xte[i])) for i in tests],
+        }
+
+    return write_task_folders(out, "fmnist", CLASSES, classes_per_task, images_of)

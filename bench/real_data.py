@@ -1,6 +1,8 @@
-"""CL Studio on a real dataset nobody here made: Fashion-MNIST as task folders (default 5 tasks × 2 classes;
+"""CL Studio on a real dataset nobody here made: Fashion-MNIST (or, with `--dataset digits`, scikit-learn's
+8×8 handwritten digits) as task folders (default 5 tasks × 2 classes;
 `--classes-per-task 10` for one 10-class task, 5 for 2 × 5), learned through the same CLI a user runs
-(`clstudio train`), then `clstudio eval --json` gives R, measured on the official test images.
+(`clstudio train`), then `clstudio eval --json` gives R, measured on held-out test images (Fashion-MNIST's
+official test set; the digits have none, so each seed cuts its test images apart from the rest).
 
 Strategies are compared side by side on the same folders, for several seeds (each seed draws its own
 training images and trains with its own seed): mean ± std of the final mean Task-IL accuracy and of the
@@ -23,7 +25,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fashion_mnist import write_tasks  # noqa: E402
+import digits  # noqa: E402
+import fashion_mnist  # noqa: E402
+
+DATASETS = {"fashion-mnist": fashion_mnist.write_tasks, "digits": digits.write_tasks}
 
 
 def run_cli(*args: str) -> str:
@@ -88,6 +93,7 @@ def mean_std(values: list[float], fmt: str = ".2%") -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", default="fashion-mnist", choices=sorted(DATASETS))
     ap.add_argument("--per-class", type=int, default=30)
     ap.add_argument("--val-per-class", type=int, default=0, help="default: max(10, per_class // 4)")
     ap.add_argument("--test-per-class", type=int, default=200)
@@ -104,8 +110,9 @@ def main() -> None:
     work = Path(args.work)
     val = args.val_per_class or max(10, args.per_class // 4)
     tasks_n = 10 // args.classes_per_task
+    write_tasks = DATASETS[args.dataset]
     print(
-        f"Fashion-MNIST, {tasks_n} task(s) × {args.classes_per_task} classes, {args.per_class} train / {val} val / "
+        f"{args.dataset}, {tasks_n} task(s) × {args.classes_per_task} classes, {args.per_class} train / {val} val / "
         f"{args.test_per_class} test images per class, backbone {args.backbone}, {args.seeds} seed(s)"
     )
     variants = args.strategies.split(",")
@@ -117,7 +124,8 @@ def main() -> None:
     vals: dict[str, list[float]] = {v: [] for v in variants}  # mean best validation accuracy of the tasks
     forward: dict[int, float] = {}  # image size in px → seconds of one forward pass, this seed
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        data = work / f"fmnist-{args.classes_per_task}-{args.per_class}-{val}-{args.test_per_class}-s{seed}"
+        prefix = "fmnist" if args.dataset == "fashion-mnist" else args.dataset
+        data = work / f"{prefix}-{args.classes_per_task}-{args.per_class}-{val}-{args.test_per_class}-s{seed}"
         folders = write_tasks(
             data, args.per_class, val, args.test_per_class, classes_per_task=args.classes_per_task, seed=seed
         )
