@@ -123,8 +123,8 @@ def main() -> None:
     ratios: dict[str, list[float]] = {v: [] for v in variants}  # training time ÷ one forward pass
     vals: dict[str, list[float]] = {v: [] for v in variants}  # mean best validation accuracy of the tasks
     forward: dict[int, float] = {}  # image size in px → seconds of one forward pass, this seed
+    prefix = "fmnist" if args.dataset == "fashion-mnist" else args.dataset  # the folder names of earlier runs
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        prefix = "fmnist" if args.dataset == "fashion-mnist" else args.dataset
         data = work / f"{prefix}-{args.classes_per_task}-{args.per_class}-{val}-{args.test_per_class}-s{seed}"
         folders = write_tasks(
             data, args.per_class, val, args.test_per_class, classes_per_task=args.classes_per_task, seed=seed

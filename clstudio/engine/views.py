@@ -62,10 +62,11 @@ class ProjectView:
         """What 'auto' image size may still become, for the settings to say: the first task's images decide
         it when it trains (data/input_size.py); empty once decided or where it cannot change."""
         prep = self.doc["preprocessing"]
-        small = input_size.SMALL_IMAGE_INPUT
-        if self.trained_tasks() or "auto_from_image_side" in prep or prep["image_size"] <= small:
+        native, side = prep["image_size"], input_size.SMALL_IMAGE_SIDE
+        small = input_size.auto_input_size(native, side)  # what the rule gives the largest 'small' images
+        if self.trained_tasks() or "auto_from_image_side" in prep or small == native:
             return ""
-        return f"; {small} for images ≤ {input_size.SMALL_IMAGE_SIDE} px"
+        return f"; {small} for images ≤ {side} px"
 
     def strategy_blurb(self) -> str:
         """What each task costs on this project's backbone, measured on the strategy as built (the app shows
