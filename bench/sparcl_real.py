@@ -49,7 +49,7 @@ METHODS = {
     "sparcl-0.95": ("sparcl", {"sparsity": 0.95}),
     # the ablation at 0.75 (sparcl.md Table 3): one mechanism at a time on top of DER++
     "tdm-0.75": ("sparcl", {"sparsity": 0.75, "ddr": False, "dgm": False}),
-    "ddr": ("sparcl", {"tdm": False, "dgm": False}),
+    "ddr": ("sparcl", {"tdm": False, "dgm": False, "lr": 0.1}),  # a dense network: DER++'s rate, not SparCL's
     "tdm+dgm-0.75": ("sparcl", {"sparsity": 0.75, "ddr": False}),
     # how the first task reaches the sparsity, on a pretrained backbone (--mode app)
     "sparcl-0.75-oneshot": ("sparcl", {"sparsity": 0.75, "prune_start": "one-shot"}),

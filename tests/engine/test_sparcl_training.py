@@ -313,3 +313,12 @@ def test_prune_start_is_one_shot_unless_asked_and_checked():
     assert make_config("sparcl", {}).prune_start == "one-shot"  # what measured best on Lite0 (README)
     with pytest.raises(ProjectError, match="prune_start.* must be one of one-shot, cubic"):
         Project.create(Path(tempfile.mkdtemp()) / "p", "sparcl", backbone="tiny", config={"prune_start": "gradual"})
+
+
+def test_app_learning_rates_are_the_measured_ones_and_the_paper_preset_keeps_its_own():
+    from clstudio.engine.strategies.registry import make_config
+
+    # README, "SparCL in the app": the rehearsal baselines' best rate and SparCL's differ on a pretrained Lite0.
+    assert (make_config("derpp").lr, make_config("er").lr, make_config("sparcl").lr) == (0.1, 0.1, 0.3)
+    assert {make_config(name, preset="paper").lr for name in ("derpp", "er", "sparcl")} == {0.03}
+    assert make_config("sparcl", {"lr": 0.05}).lr == 0.05  # a user's own rate still wins
