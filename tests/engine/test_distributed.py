@@ -80,14 +80,16 @@ def test_rehearsal_masks_and_buffer_stay_identical_on_every_rank(tmp_path, folde
         if settings is SPARCL:
             assert min(task["sparsity"].values()) >= 0.74
     one, two = _eval(tmp_path / "one"), _eval(tmp_path / "two")
-    # Masks and data removal are thresholds on values that differ in the last float bits between a sum over
-    # two ranks and one over the whole batch, so the runs part slightly; one held-out image is 4.2 points here.
+    # One process against two is not an equality: a sum over two ranks and one over the whole batch differ in
+    # the last float bits. ER parts by at most one held-out image per entry. SparCL's masks and data removal
+    # are thresholds on those values, so its runs part further: 3 of a task's 24 test images on one machine,
+    # at most 2 on the one where a 0.09 bound held. Allowed: 1 image (ER), 4 (SparCL). Cross-rank: equal, above.
+    images = 4 if settings is SPARCL else 1
+    tolerance = [images / task["eval_images"] + 1e-9 for task in project.tasks]
     for r_one, r_two in ((one["R"], two["R"]), (one["class_il"]["R"], two["class_il"]["R"])):
         for row_one, row_two in zip(r_one, r_two, strict=True):
-            assert all(abs(a - b) <= 0.09 for a, b in zip(row_one, row_two, strict=True) if a is not None), (
-                r_one,
-                r_two,
-            )
+            pairs = zip(row_one, row_two, tolerance, strict=True)
+            assert all(abs(a - b) <= tol for a, b, tol in pairs if a is not None), (r_one, r_two)
 
 
 def _rank_pids(launcher: subprocess.Popen, rank: int) -> list[int]:
