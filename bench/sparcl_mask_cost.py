@@ -16,7 +16,8 @@ import torch
 
 from clstudio.engine.models.backbones import create_backbone
 from clstudio.engine.sparcl.dgm import GradientMasks
-from clstudio.engine.sparcl.masks import MaskSet, TdmStep
+from clstudio.engine.sparcl.masks import MaskSet, tdm_schedule
+from clstudio.engine.strategies.sparcl import SparCLConfig, effective_gradient_sparsity
 
 
 def seconds_per_call(fn: Callable[[], object], repeats: int) -> float:
@@ -39,9 +40,11 @@ def main() -> None:
         m.weight.grad = torch.randn_like(m.weight)
     grads = {n: m.weight.grad.clone() for n, m in masks.layers.items()}
     rng = torch.Generator().manual_seed(0)
-    dgm = GradientMasks(masks.layers, 1.0 - 0.8 * (1.0 - args.sparsity), refresh=30)
-    step = TdmStep(args.sparsity + 0.01, args.sparsity)
-    update = seconds_per_call(lambda: masks.update(step, grads, 0.5, rng), 3)
+    cfg = SparCLConfig(sparsity=args.sparsity)
+    dgm = GradientMasks(masks.layers, effective_gradient_sparsity(cfg), cfg.dgm_refresh)
+    # A mid-task update of the app's 10-epoch schedule: shrink past the budget by importance, regrow at random.
+    step = tdm_schedule(cfg.epochs, cfg.sparsity, cfg.update_every, cfg.mutation_stop, cfg.mutation)[cfg.epochs // 2]
+    update = seconds_per_call(lambda: masks.update(step, grads, cfg.tdm_lambda, rng), 3)
     refresh = seconds_per_call(lambda: dgm.apply(0), 3)
     products = seconds_per_call(lambda: (masks.apply_to_grads(), dgm.apply(1), masks.apply_to_weights()), 10)
     n = sum(m.weight.numel() for m in masks.layers.values())
