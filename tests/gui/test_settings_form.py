@@ -62,6 +62,21 @@ def test_auto_image_size_says_what_small_images_get(qtbot):
     assert panel.form.editors["image_size"][0].text() == "auto (160 px)"
 
 
+@pytest.mark.parametrize("strategy", ["sparcl", "clr"])
+def test_the_expanded_form_fits_a_small_windows_column_without_scrolling_sideways(qtbot, strategy):
+    # At 1280 × 800 the form's column is about 530 px wide; SparCL's Advanced rows (long choices, the
+    # "auto (…)" size) used to need 587 and showed a horizontal scroll bar.
+    panel = TrainPanel("cpu")
+    qtbot.addWidget(panel)
+    panel.show_project(strategy, {}, locked=False, image_size=224, size_note="; 160 for images ≤ 64 px")
+    panel.show()
+    panel.form.advanced.expand()
+    qtbot.wait(50)
+    assert panel.form.minimumSizeHint().width() <= 480
+    size = panel.form.editors["image_size"][0]
+    assert size.lineEdit().cursorPosition() == 0  # narrowed, it still shows "auto (…" from the start
+
+
 def test_settings_that_do_not_apply_are_hidden(qtbot):
     panel = _panel(qtbot, "sparcl")
     form = panel.form

@@ -51,6 +51,9 @@ class ShortFloatSpinBox(QDoubleSpinBox):
         return (QValidator.State.Acceptable, text, pos)
 
 
+EDITOR_MIN_WIDTH = 90  # px: a number still reads whole; a long choice shows its start
+
+
 class ConfigForm(QWidget):
     """One editor per config field, labelled in words with units (setting_views.py): the Basic ones first,
     the rest (hardware and rarely touched) under a collapsed Advanced; a setting that does not apply with
@@ -96,6 +99,11 @@ class ConfigForm(QWidget):
             w.setToolTip(help_text)
             label = QLabel(view.label)
             label.setToolTip(help_text)
+            # Wide editors (choices, "auto (…)" texts) may narrow, so on a small window the form fits its
+            # column instead of scrolling sideways. (Wrapped labels would be clipped: QFormLayout does not
+            # give them the height they wrap to inside a scroll area.)
+            if not isinstance(w, QCheckBox):
+                w.setMinimumWidth(min(w.minimumSizeHint().width(), EDITOR_MIN_WIDTH))
             form = self.basic if view.group == BASIC else self.advanced_form
             form.addRow(label, w)
             self.editors[f.name] = (w, type(f.default))
@@ -117,6 +125,7 @@ class ConfigForm(QWidget):
             if view.special:
                 spin.setSpecialValueText(view.special.format(size=self.image_size, note=self.size_note))
             spin.setValue(int(value))
+            spin.lineEdit().setCursorPosition(0)  # a narrowed "auto (…)" shows its start, not its end
             spin.valueChanged.connect(self._changed)
             return spin
         if kind is float and view.percent:
