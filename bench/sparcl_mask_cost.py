@@ -1,7 +1,8 @@
 """What SparCL's own bookkeeping costs per call on a backbone's masked layers, apart from the network's forward and
 backward: one TDM mask update (importance, percentile, random regrowth), one DGM refresh (a percentile of every
-masked layer's gradient) and the three mask products of every step (weight mask on the gradients, the DGM mask
-between refreshes, the weight mask on the weights). Random gradients stand in for real ones; the shapes are real.
+masked layer's gradient) and the mask products of every step (the weight mask on the gradients, the DGM mask
+between refreshes; the weights need none: plain SGD leaves a weight with a zeroed gradient where it was). Random
+gradients stand in for real ones; the shapes are real.
 
     python bench/sparcl_mask_cost.py                    # EfficientNet-Lite0, one thread
 """
@@ -46,7 +47,7 @@ def main() -> None:
     step = tdm_schedule(cfg.epochs, cfg.sparsity, cfg.update_every, cfg.mutation_stop, cfg.mutation)[cfg.epochs // 2]
     update = seconds_per_call(lambda: masks.update(step, grads, cfg.tdm_lambda, rng), 3)
     refresh = seconds_per_call(lambda: dgm.apply(0), 3)
-    products = seconds_per_call(lambda: (masks.apply_to_grads(), dgm.apply(1), masks.apply_to_weights()), 10)
+    products = seconds_per_call(lambda: (masks.apply_to_grads(), dgm.apply(1)), 10)
     n = sum(m.weight.numel() for m in masks.layers.values())
     print(f"{args.backbone}: {n:,} masked weights, {args.threads} thread(s)")
     print(f"  TDM mask update  {update * 1000:8.1f} ms")

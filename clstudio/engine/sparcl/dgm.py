@@ -31,7 +31,7 @@ class GradientMasks:
                 mag = g.abs()
                 tau = percentile(mag, self.gs)
                 g.mul_(mag >= tau)
-                self.masks[n] = g != 0
+                self.masks[n] = (g != 0).to(g.dtype)  # 0/1 in the gradient's dtype: a cheap product per step
             self.measured = {n: 1.0 - float(v.sum()) / v.numel() for n, v in self.masks.items()}
         else:
             for n, m in self.layers.items():

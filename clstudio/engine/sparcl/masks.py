@@ -114,6 +114,9 @@ class MaskSet:
         self.model = model
         self.layers = sparse_layers(model)
         self.masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in self.layers.items()}
+        # The masks as 0/1 in the weights' dtype and device, for the per-step product on the gradients: a
+        # same-dtype product skips the bool → float conversion every step (rebuilt when a mask changes).
+        self._keep: dict[str, torch.Tensor] = {}
 
     def prune_to(self, sparsity: float) -> None:
         """One-shot per-layer magnitude prune (the code's --sp-prune-before-retrain)."""
@@ -132,14 +135,21 @@ class MaskSet:
 
     @torch.no_grad()
     def apply_to_weights(self) -> None:
+        self._keep.clear()  # every caller has just changed the masks
         for n, m in self.layers.items():
-            m.weight.mul_(self.masks[n].to(m.weight.device))
+            m.weight.mul_(self._keep_of(n, m.weight))
 
     @torch.no_grad()
     def apply_to_grads(self) -> None:
         for n, m in self.layers.items():
             if m.weight.grad is not None:
-                m.weight.grad.mul_(self.masks[n].to(m.weight.device))
+                m.weight.grad.mul_(self._keep_of(n, m.weight.grad))
+
+    def _keep_of(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        keep = self._keep.get(name)
+        if keep is None or keep.device != like.device or keep.dtype != like.dtype:
+            keep = self._keep[name] = self.masks[name].to(like.device, like.dtype)
+        return keep
 
     def sparsity(self) -> dict[str, float]:
         """Fraction of masked-out entries per sparse layer: the layer's sparsity budget, what FLOPs are
@@ -162,6 +172,7 @@ class MaskSet:
             }
         for n, m in self.layers.items():
             self.masks[n] = tensors[f"mask::{n}"].to(m.weight.device).bool()
+        self._keep.clear()
 
 
 def conv_sparsity(model: nn.Module) -> float:

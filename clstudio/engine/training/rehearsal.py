@@ -312,9 +312,9 @@ class RehearsalTraining(TrainingMethod):
             self.masks.apply_to_grads()
         if self.dgm is not None:
             self.dgm.apply(self.batch_index)
+        # No product on the weights: plain SGD (no momentum, no weight decay) moves a weight only by its
+        # gradient, which the masks zeroed, so a masked weight stays exactly 0 (the step probe checks it).
         self.optimizer.step()
-        if self.masks is not None:
-            self.masks.apply_to_weights()
         s.buffer.add(task_number(self.task_id), torch.as_tensor(idx), y_all.cpu(), logits_all)
         self.last_indices = idx
         grad_sparsity = self.dgm.measured if self.dgm is not None else {}
