@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fashion_mnist import write_tasks  # noqa: E402
-from sparcl_real import method_spec  # noqa: E402
+from sparcl_real import train_project  # noqa: E402
 
 from clstudio.engine.project import Project  # noqa: E402
 
@@ -77,7 +75,7 @@ def diagnose(p: Project) -> dict:
         "per_task_cil": [round((answer == y)[task == k].float().mean().item(), 3) for k in range(n_tasks)],
         "answer_share": [round((answer_task == k).float().mean().item(), 3) for k in range(n_tasks)],
         "block_mean_max": [round(v, 2) for v in offset.tolist()],
-        "head_row_norms": [round(float(head.weight[lo:hi].norm(dim=1).mean()), 3) for lo, hi in blocks],
+        "head_row_norms": [round(float(head.weight[lo:hi].detach().norm(dim=1).mean()), 3) for lo, hi in blocks],
     }
 
 
@@ -87,23 +85,14 @@ def main() -> None:
     ap.add_argument("--methods", default="derpp,sparcl-0.75")
     ap.add_argument("--image-size", type=int, default=96)
     ap.add_argument("--threads", type=int, default=2)
+    ap.set_defaults(mode="app")  # train_project's switch: the app's presets on Lite0, as sparcl_real.py --mode app
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "clstudio-bench-diagnose"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     folders = write_tasks(work / f"fmnist-s{args.seed}-100-20-200-28px", 100, 20, 200, pad_to=0, seed=args.seed)
     for method in args.methods.split(","):
-        strategy, extra = method_spec(method)
-        folder = work / "project"
-        if folder.exists():
-            shutil.rmtree(folder)
-        config = {"seed": args.seed, "image_size": args.image_size, **extra}
-        p = Project.create(folder, strategy=strategy, backbone="efficientnet_lite0", config=config, device="cpu")
-        for f in folders:
-            p.add_task(f)
-        start = time.monotonic()
-        p.train_pending()
-        wall = time.monotonic() - start
+        p, _, wall = train_project(method, folders, work, args.seed, args)
         train_s = sum(t["seconds"] for t in p.tasks)
         facts = {"method": method, "seed": args.seed, "wall_s": round(wall), "train_s": round(train_s)}
         print(json.dumps({**facts, **diagnose(p)}), flush=True)

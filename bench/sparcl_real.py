@@ -80,16 +80,19 @@ def method_spec(method: str) -> tuple[str, dict]:
     return strategy, settings
 
 
-def run(
+def train_project(
     method: str,
     folders: list[Path],
     work: Path,
-    epochs: int,
-    buffer: int,
     seed: int,
     args: argparse.Namespace,
+    epochs: int = 0,
+    buffer: int = 500,
     device: str = "cpu",
-) -> dict:
+) -> tuple[Project, str, float]:
+    """A fresh project for ``method`` under ``work``/project (``args.mode``: the app's preset on Lite0 at
+    ``args.image_size``, or the paper preset), the folders added as tasks and all trained: (project, its
+    strategy, wall seconds of the training)."""
     strategy, extra = method_spec(method)
     folder = work / "project"
     if folder.exists():
@@ -109,7 +112,20 @@ def run(
         p.add_task(f)
     start = time.monotonic()
     p.train_pending()
-    wall = time.monotonic() - start
+    return p, strategy, time.monotonic() - start
+
+
+def run(
+    method: str,
+    folders: list[Path],
+    work: Path,
+    epochs: int,
+    buffer: int,
+    seed: int,
+    args: argparse.Namespace,
+    device: str = "cpu",
+) -> dict:
+    p, strategy, wall = train_project(method, folders, work, seed, args, epochs, buffer, device)
     til = p.metrics()
     result = {
         "method": method,
