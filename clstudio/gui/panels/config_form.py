@@ -136,6 +136,7 @@ class ConfigForm(QWidget):
             if view.special:
                 pct.setSpecialValueText(view.special)
             pct.setValue(float(value) * 100)
+            pct.lineEdit().setCursorPosition(0)  # a narrowed "auto (…)" shows its start
             pct.valueChanged.connect(self._changed)
             return pct
         if kind is float:
