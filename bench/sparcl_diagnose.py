@@ -85,14 +85,13 @@ def main() -> None:
     ap.add_argument("--methods", default="derpp,sparcl-0.75")
     ap.add_argument("--image-size", type=int, default=96)
     ap.add_argument("--threads", type=int, default=2)
-    ap.set_defaults(mode="app")  # train_project's switch: the app's presets on Lite0, as sparcl_real.py --mode app
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "clstudio-bench-diagnose"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     folders = write_tasks(work / f"fmnist-s{args.seed}-100-20-200-28px", 100, 20, 200, pad_to=0, seed=args.seed)
     for method in args.methods.split(","):
-        p, _, wall = train_project(method, folders, work, args.seed, args)
+        p, _, wall = train_project(method, folders, work, args.seed, "app", args.image_size)
         train_s = sum(t["seconds"] for t in p.tasks)
         facts = {"method": method, "seed": args.seed, "wall_s": round(wall), "train_s": round(train_s)}
         print(json.dumps({**facts, **diagnose(p)}), flush=True)

@@ -85,20 +85,22 @@ def train_project(
     folders: list[Path],
     work: Path,
     seed: int,
-    args: argparse.Namespace,
+    mode: str,
+    image_size: int = 224,
     epochs: int = 0,
     buffer: int = 500,
+    extra_config: dict | None = None,
     device: str = "cpu",
 ) -> tuple[Project, str, float]:
-    """A fresh project for ``method`` under ``work``/project (``args.mode``: the app's preset on Lite0 at
-    ``args.image_size``, or the paper preset), the folders added as tasks and all trained: (project, its
-    strategy, wall seconds of the training)."""
+    """A fresh project for ``method`` under ``work``/project (``mode`` 'app': the app's preset on Lite0 at
+    ``image_size``; 'paper': the paper preset with ``buffer`` and ``extra_config``), the folders added as tasks
+    and all trained: (project, its strategy, wall seconds of the training)."""
     strategy, extra = method_spec(method)
     folder = work / "project"
     if folder.exists():
         shutil.rmtree(folder)
-    if args.mode == "app":
-        config = {"seed": seed, "image_size": args.image_size, **extra}
+    if mode == "app":
+        config = {"seed": seed, "image_size": image_size, **extra}
         if epochs:
             config["epochs"] = epochs
         p = Project.create(folder, strategy=strategy, backbone="efficientnet_lite0", config=config, device=device)
@@ -106,7 +108,7 @@ def train_project(
         if strategy in PER_TASK:
             raise SystemExit(f"{method} runs in --mode app only (the paper preset is a from-scratch ResNet).")
         config = {"epochs": epochs or 5, "buffer_size": buffer, "seed": seed, **extra}
-        config.update(getattr(args, "extra_config", {}))
+        config.update(extra_config or {})
         p = Project.create(folder, strategy=strategy, preset="paper", config=config, device=device)
     for f in folders:
         p.add_task(f)
@@ -125,7 +127,18 @@ def run(
     args: argparse.Namespace,
     device: str = "cpu",
 ) -> dict:
-    p, strategy, wall = train_project(method, folders, work, seed, args, epochs, buffer, device)
+    p, strategy, wall = train_project(
+        method,
+        folders,
+        work,
+        seed,
+        args.mode,
+        getattr(args, "image_size", 224),  # app mode only; sparcl_paper.py's settings have none
+        epochs,
+        buffer,
+        getattr(args, "extra_config", None),
+        device,
+    )
     til = p.metrics()
     result = {
         "method": method,
