@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -104,6 +105,8 @@ class ConfigForm(QWidget):
             # give them the height they wrap to inside a scroll area.)
             if not isinstance(w, QCheckBox):
                 w.setMinimumWidth(min(w.minimumSizeHint().width(), EDITOR_MIN_WIDTH))
+            if isinstance(w, QAbstractSpinBox):
+                w.lineEdit().setCursorPosition(0)  # a narrowed "auto (…)" shows its start, not its end
             form = self.basic if view.group == BASIC else self.advanced_form
             form.addRow(label, w)
             self.editors[f.name] = (w, type(f.default))
@@ -125,7 +128,6 @@ class ConfigForm(QWidget):
             if view.special:
                 spin.setSpecialValueText(view.special.format(size=self.image_size, note=self.size_note))
             spin.setValue(int(value))
-            spin.lineEdit().setCursorPosition(0)  # a narrowed "auto (…)" shows its start, not its end
             spin.valueChanged.connect(self._changed)
             return spin
         if kind is float and view.percent:
@@ -136,7 +138,6 @@ class ConfigForm(QWidget):
             if view.special:
                 pct.setSpecialValueText(view.special)
             pct.setValue(float(value) * 100)
-            pct.lineEdit().setCursorPosition(0)  # a narrowed "auto (…)" shows its start
             pct.valueChanged.connect(self._changed)
             return pct
         if kind is float:
