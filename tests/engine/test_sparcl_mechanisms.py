@@ -15,7 +15,6 @@ from clstudio.engine.sparcl.flops import dense_cost, iteration_cost, layer_macs
 from clstudio.engine.sparcl.masks import (
     MaskSet,
     TdmStep,
-    allocate,
     conv_sparsity,
     coverage,
     expand,
@@ -60,46 +59,6 @@ def test_dense_layers_are_never_masked(cifar_resnet):
     names = {n for n, m in cifar_resnet.named_modules() if isinstance(m, nn.Conv2d)}
     assert "conv1" in names and "conv1" not in masks.masks  # stem
     assert all("shortcut" not in n for n in masks.masks)
-
-
-def _layer_mix() -> nn.Module:
-    """Convs of very different sizes, as in a pretrained backbone: small early ones, one large late one."""
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3), nn.Conv2d(8, 16, 1), nn.Conv2d(16, 8, 1), nn.Conv2d(8, 64, 3), nn.Conv2d(64, 256, 1)
-    )
-
-
-def test_erk_keeps_the_overall_sparsity_and_spares_the_small_layers():
-    model = _layer_mix()
-    layers = sparse_layers(model)
-    sizes = {n: m.weight.numel() for n, m in layers.items()}
-    assert allocate(layers, 0.75, "uniform") == dict.fromkeys(layers, 0.75)
-    erk = allocate(layers, 0.75, "erk")
-    assert sum(erk[n] * sizes[n] for n in sizes) == pytest.approx(0.75 * sum(sizes.values()))
-    # density ∝ (c_out + c_in + k_h + k_w) / size: the fewer dims per weight, the sparser
-    by_ratio = sorted(sizes, key=lambda n: sum(layers[n].weight.shape) / sizes[n], reverse=True)
-    assert [erk[n] for n in by_ratio] == sorted(erk.values())
-    assert erk[by_ratio[0]] == 0.0 and erk[max(sizes, key=sizes.get)] > 0.75  # a small one dense, the largest above s
-
-
-def test_erk_masks_follow_the_allocation_through_prune_and_tdm_updates():
-    model = _layer_mix()
-    masks = MaskSet(model, "erk")
-    masks.prune_to(0.75)
-    targets = masks.targets(0.75)
-    dense = [n for n, s in targets.items() if s == 0.0]
-    assert dense and all(masks.sparsity()[n] == 0.0 for n in dense)  # a dense layer loses not even its minimum
-    for n, s in masks.sparsity().items():
-        assert abs(s - targets[n]) * masks.layers[n].weight.numel() < 1 + 1e-6
-    plan = tdm_schedule(10, 0.75, 0.1, 0.9, 0.01)
-    g = torch.Generator().manual_seed(0)
-    for e in sorted(plan):
-        masks.update(plan[e], {}, 0.5, g)
-        with torch.no_grad():  # an epoch of training: every active weight, regrown ones too, moves off 0
-            for n, m in masks.layers.items():
-                m.weight.copy_((torch.rand(m.weight.shape, generator=g) + 0.1) * masks.masks[n])
-    for n, s in masks.sparsity().items():  # after the last step (shrink to s, no growth) each layer is at its share
-        assert s == pytest.approx(targets[n], abs=2.0 / masks.layers[n].weight.numel())
 
 
 # --- shrink / expand ----------------------------------------------------------------------------------------
@@ -223,16 +182,6 @@ def test_dgm_density_at_refresh_and_subset_between_refreshes():
             support = nz.clone()
         else:
             assert not (nz & ~support).any()  # between refreshes: a subset of the refreshed support
-
-
-def test_dgm_takes_one_gradient_sparsity_per_layer():
-    a, b = nn.Conv2d(8, 8, 3), nn.Conv2d(8, 8, 3)
-    for conv in (a, b):
-        conv.weight.grad = torch.randn_like(conv.weight)
-    GradientMasks({"a": a, "b": b}, {"a": 0.2, "b": 0.9}, 30).apply(0)
-    n = a.weight.numel()
-    assert abs(int((a.weight.grad != 0).sum()) - 0.8 * n) <= 1
-    assert abs(int((b.weight.grad != 0).sum()) - 0.1 * n) <= 1
 
 
 def test_dgm_does_nothing_beyond_the_weight_mask_when_gs_below_s():

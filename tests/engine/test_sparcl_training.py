@@ -315,32 +315,6 @@ def test_prune_start_is_one_shot_unless_asked_and_checked():
         Project.create(Path(tempfile.mkdtemp()) / "p", "sparcl", backbone="tiny", config={"prune_start": "gradual"})
 
 
-def test_erk_allocation_trains_with_layers_at_their_own_sparsity(tmp_path, folders):
-    """layer_sparsity='erk': each layer keeps its share through training, the report shows per-layer cells that
-    differ, DGM keeps 80 % of each layer's active weights, and the masks as a whole stay at s."""
-    p = Project.create(tmp_path / "p", strategy="sparcl", backbone="tiny", config={**FAST, "layer_sparsity": "erk"})
-    targets = p.strategy.masks.targets(0.75)
-    assert len({round(v, 3) for v in targets.values()}) == len(targets)  # the tiny net's layers differ in size
-    for f in folders[:2]:
-        p.add_task(f)
-    refreshed: dict[str, float] = {}
-
-    def probe(kind, facts):
-        if kind == "step" and facts["batch"] == 0 and p.training_method.dgm is not None:
-            refreshed.update(p.training_method.dgm.measured)
-
-    p.training_method.probe = probe
-    p.train_pending()
-    sizes = {n: m.weight.numel() for n, m in p.strategy.masks.layers.items()}
-    got = p.strategy.masks.sparsity()
-    for n, want in targets.items():
-        assert got[n] == pytest.approx(want, abs=0.02)
-        assert refreshed[n] == pytest.approx(1 - 0.8 * (1 - want), abs=0.02)  # 80 % of the active weights
-    assert sum(got[n] * sizes[n] for n in sizes) / sum(sizes.values()) == pytest.approx(0.75, abs=0.01)
-    cells = p.sparsity_report()["tasks"][-1]["sparsity"]
-    assert max(cells) - min(cells) > 0.5
-
-
 def test_app_learning_rates_are_the_measured_ones_and_the_paper_preset_keeps_its_own():
     from clstudio.engine.strategies.registry import make_config
 

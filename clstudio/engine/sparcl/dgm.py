@@ -13,11 +13,9 @@ from clstudio.engine.sparcl.masks import percentile
 
 
 class GradientMasks:
-    def __init__(self, layers: dict[str, nn.Conv2d], gradient_sparsity: float | dict[str, float], refresh: int) -> None:
+    def __init__(self, layers: dict[str, nn.Conv2d], gradient_sparsity: float, refresh: int) -> None:
         self.layers = layers
-        # One value for every layer, or one per layer (a non-uniform weight allocation keeps 80 % of each
-        # layer's active weights, not of the network's).
-        self.gs = gradient_sparsity if isinstance(gradient_sparsity, dict) else dict.fromkeys(layers, gradient_sparsity)
+        self.gs = gradient_sparsity
         self.refresh = max(1, refresh)
         self.masks: dict[str, torch.Tensor] = {}
         self.measured: dict[str, float] = {}  # fraction of frozen entries per layer in the current window
@@ -31,7 +29,7 @@ class GradientMasks:
                 if g is None:
                     continue
                 mag = g.abs()
-                tau = percentile(mag, self.gs[n])
+                tau = percentile(mag, self.gs)
                 g.mul_(mag >= tau)
                 self.masks[n] = (g != 0).to(g.dtype)  # 0/1 in the gradient's dtype: a cheap product per step
             self.measured = {n: 1.0 - float(v.sum()) / v.numel() for n, v in self.masks.items()}

@@ -41,30 +41,6 @@ def coverage(model: nn.Module, layers: dict[str, nn.Conv2d], macs: dict[str, int
     }
 
 
-LAYER_SPARSITY = ("uniform", "erk")
-
-
-def allocate(layers: dict[str, nn.Conv2d], sparsity: float, rule: str) -> dict[str, float]:
-    """Per-layer sparsity for an overall weight sparsity ``sparsity`` of the masked layers.
-
-    'uniform' gives every layer the same sparsity (the paper's). 'erk' (Erdős-Rényi-Kernel, Evci et al. 2020)
-    makes a layer's density proportional to (c_out + c_in + k_h + k_w) / (c_out·c_in·k_h·k_w): small layers stay
-    dense, the largest ones take most of the zeros, and the total number of kept weights is the same. Layers that
-    would exceed density 1 are kept dense and the rest rescaled until none does."""
-    if rule == "uniform" or sparsity <= 0.0:
-        return {n: sparsity for n in layers}
-    sizes = {n: m.weight.numel() for n, m in layers.items()}
-    raw = {n: sum(m.weight.shape) / sizes[n] for n, m in layers.items()}
-    dense: set[str] = set()
-    while True:
-        kept = (1.0 - sparsity) * sum(sizes.values()) - sum(sizes[n] for n in dense)
-        scale = kept / sum(raw[n] * sizes[n] for n in sizes if n not in dense)
-        over = {n for n in sizes if n not in dense and scale * raw[n] >= 1.0}
-        if not over:
-            return {n: 0.0 if n in dense else 1.0 - scale * raw[n] for n in sizes}
-        dense |= over
-
-
 def importance(weight: torch.Tensor, grad: torch.Tensor | None, lmd: float) -> torch.Tensor:
     """Continual weight importance as the official code computes it: |w| + λ·|g| (g: the retained gradient)."""
     imp = weight.detach().abs().float()
@@ -75,10 +51,7 @@ def importance(weight: torch.Tensor, grad: torch.Tensor | None, lmd: float) -> t
 
 def shrink(mask: torch.Tensor, imp: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Keep entries with importance strictly above the sparsity-percentile (linear interpolation, as
-    np.percentile); ties at the threshold are pruned, so the result has sparsity ≥ the target. A target of 0
-    (a layer an allocation keeps dense) leaves the mask as it is."""
-    if sparsity <= 0.0:
-        return mask
+    np.percentile); ties at the threshold are pruned, so the result has sparsity ≥ the target."""
     q = percentile(imp, sparsity)
     return mask & (imp > q).view_as(mask)
 
@@ -137,33 +110,26 @@ def tdm_schedule(epochs: int, sparsity: float, every: float, stop: float, step: 
 class MaskSet:
     """The masks of one network's sparse layers, keyed by module name."""
 
-    def __init__(self, model: nn.Module, rule: str = "uniform") -> None:
+    def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.rule = rule  # how an overall sparsity is spread over the layers (allocate)
         self.layers = sparse_layers(model)
         self.masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in self.layers.items()}
         # The masks as 0/1 in the weights' dtype and device, for the per-step product on the gradients: a
         # same-dtype product skips the bool → float conversion every step (rebuilt when a mask changes).
         self._keep: dict[str, torch.Tensor] = {}
 
-    def targets(self, sparsity: float) -> dict[str, float]:
-        """Each layer's sparsity when the masked layers as a whole are at ``sparsity``."""
-        return allocate(self.layers, sparsity, self.rule)
-
     def prune_to(self, sparsity: float) -> None:
         """One-shot per-layer magnitude prune (the code's --sp-prune-before-retrain)."""
-        for n, s in self.targets(sparsity).items():
-            self.masks[n] = shrink(self.masks[n], importance(self.layers[n].weight, None, 0.0), s)
+        for n, m in self.layers.items():
+            self.masks[n] = shrink(self.masks[n], importance(m.weight, None, 0.0), sparsity)
         self.apply_to_weights()
 
     def update(self, step: TdmStep, grads: dict[str, torch.Tensor], lmd: float, generator: torch.Generator) -> None:
-        shrink_to = self.targets(step.shrink_to)
-        grow_to = self.targets(step.grow_to) if step.grow_to is not None and step.grow_to < step.shrink_to else None
         for n, m in self.layers.items():
             imp = importance(m.weight, grads.get(n), lmd)
-            mask = shrink(self.masks[n], imp, shrink_to[n])
-            if grow_to is not None and grow_to[n] < shrink_to[n]:
-                mask = expand(mask, grow_to[n], generator)
+            mask = shrink(self.masks[n], imp, step.shrink_to)
+            if step.grow_to is not None and step.grow_to < step.shrink_to:
+                mask = expand(mask, step.grow_to, generator)
             self.masks[n] = mask
         self.apply_to_weights()
 

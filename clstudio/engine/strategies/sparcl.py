@@ -9,7 +9,7 @@ from typing import Any
 
 from clstudio.engine.errors import ProjectError
 from clstudio.engine.models.backbones import Backbone
-from clstudio.engine.sparcl.masks import LAYER_SPARSITY, MaskSet
+from clstudio.engine.sparcl.masks import MaskSet
 from clstudio.engine.strategies.base import setting
 from clstudio.engine.strategies.registry import register_strategy
 from clstudio.engine.strategies.rehearsal import RehearsalConfig, RehearsalStrategy
@@ -24,12 +24,6 @@ class SparCLConfig(RehearsalConfig):
         "0.3 kept the most, 0.1 (DER++'s best) lost 9 points and 0.6 diverged (README).",
     )
     sparsity: float = setting(0.75, "Weight sparsity of the masked layers (paper: 0.75, 0.90, 0.95).")
-    layer_sparsity: str = setting(
-        "uniform",
-        "How the sparsity is spread over the masked layers: 'uniform' (every layer at it, the paper's) or 'erk' "
-        "(Erdős-Rényi-Kernel: small layers denser, large ones sparser, the same number of weights kept).",
-        choices=LAYER_SPARSITY,
-    )
     tdm: bool = setting(True, "Task-aware dynamic masking: sparse weights, shrunk by importance, regrown at random.")
     ddr: bool = setting(True, "Dynamic data removal: drop the least-forgotten current-task samples early in a task.")
     dgm: bool = setting(True, "Dynamic gradient masking: update only the largest gradients of the active weights.")
@@ -66,15 +60,9 @@ def cubic_ramp(epochs: int, sparsity: float, ramp: float) -> dict[int, float]:
     return {e: sparsity * (1.0 - (1.0 - e / length) ** 3) for e in range(1, length + 1) if e < epochs}
 
 
-def effective_gradient_sparsity(
-    cfg: SparCLConfig, layer_sparsity: dict[str, float] | None = None
-) -> float | dict[str, float]:
-    """DGM's gradient sparsity: the set value, or 80 % of the active weights per window as released (0.80 at
-    0.75). Given each layer's weight sparsity (which an 'erk' allocation makes differ), that 80 % holds per layer."""
+def effective_gradient_sparsity(cfg: SparCLConfig) -> float:
     if cfg.gradient_sparsity:
         return cfg.gradient_sparsity
-    if cfg.tdm and layer_sparsity is not None:
-        return {n: 1.0 - 0.8 * (1.0 - s) for n, s in layer_sparsity.items()}
     weight_sparsity = cfg.sparsity if cfg.tdm else 0.0
     return 1.0 - 0.8 * (1.0 - weight_sparsity)
 
@@ -92,11 +80,7 @@ class SparCLStrategy(RehearsalStrategy):
                 raise ProjectError(f"sparsity must be between 0 and 1 (exclusive), not {config.sparsity}.")
             if config.prune_start not in PRUNE_STARTS:
                 raise ProjectError(f"prune_start must be one of {', '.join(PRUNE_STARTS)}, not {config.prune_start!r}.")
-            if config.layer_sparsity not in LAYER_SPARSITY:
-                raise ProjectError(
-                    f"layer_sparsity must be one of {', '.join(LAYER_SPARSITY)}, not {config.layer_sparsity!r}."
-                )
-            self.masks = MaskSet(self.features, config.layer_sparsity)
+            self.masks = MaskSet(self.features)
             self.ramp_first_task = config.prune_start == "cubic"
             if not self.ramp_first_task:
                 # The code's --sp-prune-before-retrain: a one-shot magnitude prune, then training starts sparse.

@@ -199,8 +199,7 @@ class RehearsalTraining(TrainingMethod):
             from clstudio.engine.strategies.sparcl import effective_gradient_sparsity
 
             layers = self.masks.layers if self.masks else sparse_layers(s.features)
-            targets = self.masks.targets(cfg.sparsity) if self.masks else None
-            self.dgm = GradientMasks(layers, effective_gradient_sparsity(cfg, targets), cfg.dgm_refresh)
+            self.dgm = GradientMasks(layers, effective_gradient_sparsity(cfg), cfg.dgm_refresh)
         self.replay = previous_tasks > 0 and len(s.buffer) > 0  # replay terms only from the second task on (§6)
         self.streams = (3 if cfg.replay == "derpp" else 2) if self.replay else 1
         if self._macs is None:

@@ -92,11 +92,6 @@ VIEWS: dict[str, SettingView] = {
         "Gradient sparsity", percent=True, special="auto (from weight sparsity)", applies=_on("dgm")
     ),
     "dgm_refresh": SettingView("Gradient-mask refresh (steps)", applies=_on("dgm")),
-    "layer_sparsity": SettingView(
-        "Sparsity across layers",
-        choices={"uniform": "the same in every layer (paper)", "erk": "small layers denser (ERK)"},
-        applies=_on("tdm"),
-    ),
     "prune_start": SettingView(
         "How the first task reaches the sparsity",
         choices={"one-shot": "one-shot prune before training (paper)", "cubic": "cubic ramp (Zhu & Gupta)"},
