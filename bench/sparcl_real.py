@@ -133,11 +133,11 @@ def run(
         work,
         seed,
         args.mode,
-        getattr(args, "image_size", 224),  # app mode only; sparcl_paper.py's settings have none
-        epochs,
-        buffer,
-        getattr(args, "extra_config", None),
-        device,
+        image_size=getattr(args, "image_size", 224),  # app mode only; sparcl_paper.py's settings have none
+        epochs=epochs,
+        buffer=buffer,
+        extra_config=getattr(args, "extra_config", None),
+        device=device,
     )
     til = p.metrics()
     result = {
