@@ -70,7 +70,8 @@ def build_strategy(store: ProjectStore, device: str, backbone: Backbone | None =
             )
     name = doc["strategy"]["name"]
     try:
-        config = make_config(name, doc["strategy"]["config"])
+        saved_before = get_strategy_class(name).SAVED_BEFORE
+        config = make_config(name, {**saved_before, **doc["strategy"]["config"]})
     except ProjectError as e:
         raise ProjectError(f"The strategy settings in project.json are not valid: {e}") from None
     strategy = create_strategy(name, backbone, config, device)

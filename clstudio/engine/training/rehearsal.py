@@ -216,7 +216,8 @@ class RehearsalTraining(TrainingMethod):
         self.last_indices = np.empty(0, dtype=np.int64)
 
     def _sgd(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.strategy.trainable_parameters(), lr=self.config.lr, momentum=0.0, weight_decay=0.0)
+        groups = self.strategy.param_groups(self.strategy.trainable_parameters(), self.config.lr)
+        return torch.optim.SGD(groups, lr=self.config.lr, momentum=0.0, weight_decay=0.0)
 
     def steps_per_epoch(self) -> int:
         # The ragged last batch is skipped (§4), except when the task has fewer images than one batch.

@@ -78,6 +78,7 @@ VIEWS: dict[str, SettingView] = {
     "tdm": SettingView("Dynamic weight masks (TDM)"),
     "ddr": SettingView("Drop easy images early (DDR)"),
     "dgm": SettingView("Sparse gradient updates (DGM)"),
+    "masked_lr": SettingView("Masked convs' learning rate", special="same as learning rate", applies=_on("tdm")),
     "tdm_lambda": SettingView("Mask importance: gradient weight λ", applies=_on("tdm")),
     "mutation": SettingView("Mask regrowth per update", percent=True, applies=_on("tdm")),
     "update_every": SettingView(
