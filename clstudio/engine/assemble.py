@@ -70,8 +70,7 @@ def build_strategy(store: ProjectStore, device: str, backbone: Backbone | None =
             )
     name = doc["strategy"]["name"]
     try:
-        saved_before = get_strategy_class(name).SAVED_BEFORE
-        config = make_config(name, {**saved_before, **doc["strategy"]["config"]})
+        config = make_config(name, doc["strategy"]["config"])
     except ProjectError as e:
         raise ProjectError(f"The strategy settings in project.json are not valid: {e}") from None
     strategy = create_strategy(name, backbone, config, device)

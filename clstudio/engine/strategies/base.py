@@ -70,9 +70,6 @@ class Strategy:
     Config: ClassVar[type[CommonConfig]] = TrainConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     PRESET_BACKBONES: ClassVar[dict[str, str]] = {}  # preset → the backbone it implies (else the default)
-    # Settings added after projects were saved, whose default trains differently: the value such a project
-    # had, filled in when it is opened, so it goes on training as it did.
-    SAVED_BEFORE: ClassVar[dict[str, Any]] = {}
     # How a task trains (engine/training): "per_task_head" (a new head per task, best epoch, early stop),
     # "frozen_features" (a head fit on features computed once) or "rehearsal" (one growing head over every
     # class, replay). One-head strategies are also Class-IL. A strategy may choose per config (the probe).
