@@ -47,6 +47,7 @@ def test_special_values_units_and_short_floats(qtbot):
     assert ed["image_size"][0].text() == "auto (224 px)" and _label(panel, "image_size") == "Image size (px)"
     assert ed["lr"][0].text() == "0.001" and ed["reg_lambda"][0].text() == "1e-05"
     assert ed["num_workers"][0].text() == "none (in the trainer)"
+    assert ed["adapter_lr"][0].text() == "same as learning rate"  # 0 means lr: a float's special value says so
     ed["lr"][0].lineEdit().setText("3e-4")
     ed["lr"][0].interpretText()
     assert panel.form.values()["lr"] == pytest.approx(3e-4)

@@ -142,6 +142,8 @@ class ConfigForm(QWidget):
             return pct
         if kind is float:
             short = ShortFloatSpinBox()
+            if view.special:
+                short.setSpecialValueText(view.special)
             if value:
                 short.setSingleStep(10 ** math.floor(math.log10(abs(value))))
             short.setValue(float(value))

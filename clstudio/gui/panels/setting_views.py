@@ -62,7 +62,7 @@ VIEWS: dict[str, SettingView] = {
     "head_warmup": SettingView("Head-only warm-up (epochs)", special="none", applies=lambda v: not v.get("probe_head")),
     "full": SettingView("CLR-Full (also 1×1 convolutions)"),
     "adapters": SettingView("Train the CLR layers"),
-    "adapter_lr": SettingView("CLR layers' learning rate"),
+    "adapter_lr": SettingView("CLR layers' learning rate", special="same as learning rate"),
     "replace_probe": SettingView(
         "CLR replaces the probe",
         choices={"clearly_better": "only when clearly better", "better": "whenever better on validation"},
