@@ -110,6 +110,17 @@ class Strategy:
         """The optimiser's parameter groups: one learning rate for all (a strategy may split them)."""
         return [{"params": params, "lr": lr}]
 
+    @staticmethod
+    def own_rate_groups(params: list[nn.Parameter], own: set[int], own_lr: float, lr: float) -> list[dict[str, Any]]:
+        """Two groups: the parameters whose id is in ``own`` at ``own_lr`` (first), the rest at ``lr``; one group
+        when the rates agree. A rate of 0 in a config means "the same as lr", resolved by the caller."""
+        if own_lr == lr:
+            return [{"params": params, "lr": lr}]
+        return [
+            {"params": [p for p in params if id(p) in own], "lr": own_lr},
+            {"params": [p for p in params if id(p) not in own], "lr": lr},
+        ]
+
     def set_train_mode(self) -> None:
         self.features.train()
         assert self.head is not None

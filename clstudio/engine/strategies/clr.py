@@ -116,15 +116,10 @@ class CLRStrategy(Strategy):
         return params + list(self.head.parameters())
 
     def param_groups(self, params: list[nn.Parameter], lr: float) -> list[dict[str, Any]]:
-        adapter_lr = self.config.adapter_lr or lr  # type: ignore[attr-defined]
-        if adapter_lr == lr:
-            return super().param_groups(params, lr)
         assert self.head is not None
         head = {id(p) for p in self.head.parameters()}
-        return [
-            {"params": [p for p in params if id(p) not in head], "lr": adapter_lr},
-            {"params": [p for p in params if id(p) in head], "lr": lr},
-        ]
+        adapters = {id(p) for p in params} - head
+        return self.own_rate_groups(params, adapters, self.config.adapter_lr or lr, lr)  # type: ignore[attr-defined]
 
     def set_train_mode(self) -> None:
         super().set_train_mode()

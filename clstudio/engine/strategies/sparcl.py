@@ -95,11 +95,7 @@ class SparCLStrategy(RehearsalStrategy):
 
     def param_groups(self, params: list[nn.Parameter], lr: float) -> list[dict[str, Any]]:
         """The masked convs' weights at ``masked_lr``, everything else at ``lr``."""
-        masked_lr = self.config.masked_lr or lr  # type: ignore[attr-defined]
-        if masked_lr == lr or self.masks is None:
+        if self.masks is None:
             return super().param_groups(params, lr)
         masked = {id(m.weight) for m in self.masks.layers.values()}
-        return [
-            {"params": [p for p in params if id(p) in masked], "lr": masked_lr},
-            {"params": [p for p in params if id(p) not in masked], "lr": lr},
-        ]
+        return self.own_rate_groups(params, masked, self.config.masked_lr or lr, lr)  # type: ignore[attr-defined]
